@@ -1,0 +1,151 @@
+"""The `pocketkb` command line: predict, eval, bench, pretrain and the interactive terminal predictor.
+
+Each subcommand parses its own arguments and calls into the headless parts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from models import BASE_DIR, TOKENIZER_PATH
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+
+
+def _fail(message: str) -> int:
+    print(f"pocketkb: {message}", file=sys.stderr)
+    return 2
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from app.loading import load_predictor
+
+    predictor = load_predictor(args.model)
+    predictor.suggest(args.text)  # first call loads lazily built tables
+    predictor.invalidate()
+    t0 = time.perf_counter()
+    words = predictor.suggest(args.text)
+    ms = (time.perf_counter() - t0) * 1000
+    print(" | ".join(words))
+    print(f"{ms:.1f} ms")
+    return 0
+
+
+def _cmd_interactive(args: argparse.Namespace) -> int:
+    from app.loading import load_predictor
+    from app.terminal import run_interactive
+
+    run_interactive(load_predictor(args.model))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from app.evaluate import SystemResult, format_table, perplexity, run_predictor
+    from app.loading import load_predictor, read_eval_texts
+
+    if not Path(args.file).exists():
+        return _fail(f"no such file: {args.file}")
+    texts = read_eval_texts(args.file, args.chars, args.users)
+    chars = sum(len(t.text) for t in texts)
+    print(f"evaluating on {len(texts)} text(s), {chars:,} characters")
+    predictor = load_predictor(args.model)
+    systems = [SystemResult("pocketkb (neural LM)", run_predictor(texts, args.model, args.processes))]
+    rows = [s.to_dict() for s in systems]
+    ppl = perplexity(predictor.model, predictor.tokenizer, texts)
+    title = f"{Path(args.file).name}: {len(texts)} text(s), {chars:,} chars, 3 suggestions, no learning"
+    print(format_table(rows, title))
+    print(f"perplexity {ppl['perplexity']:.2f} per token, {ppl['bits_per_char']:.3f} bits per character")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"file": str(args.file), "texts": len(texts), "chars": chars,
+                                               "systems": rows, **ppl}, indent=2))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from app.bench_predict import bench_predict
+    from app.loading import load_predictor, read_eval_texts
+
+    path = args.text or CORPUS_DIR / "dailydialog_test.txt.xz"
+    if not Path(path).exists():
+        return _fail(f"no such text file: {path} (give one with --text)")
+    text = read_eval_texts(path, args.keystrokes + 1000)[0].text
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results = bench_predict(load_predictor(args.model), text, args.keystrokes)
+    for label, stats in results.items():
+        print(stats.line(label))
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: vars(v) for k, v in results.items()}, indent=2))
+    return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from models.pretrain import PretrainConfig, pretrain
+
+    corpora, weights = [], []
+    for spec in args.corpus:
+        path, _, weight = spec.partition(":")
+        if not Path(path).exists():
+            print(f"pocketkb pretrain: no such corpus file: {path}", file=sys.stderr)
+            return 2
+        corpora.append(path)
+        weights.append(float(weight) if weight else 1.0)
+    cfg = PretrainConfig(corpora=corpora, weights=weights, out_dir=args.out, tokenizer=str(args.tokenizer),
+                         minutes=args.minutes, total_tokens=args.total_tokens, seed=args.seed,
+                         cache_dir=args.cache_dir)
+    pretrain(cfg)
+    return 0
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pocketkb", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(BASE_DIR), help="model folder (default: the shipped base)")
+    parser.set_defaults(func=_cmd_interactive)
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("predict", help="print the three suggestions for a text and the time taken")
+    p.add_argument("text", help="the text before the cursor")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("eval", help="keystroke savings, next-word accuracy and perplexity on a text or users file")
+    p.add_argument("file", help="a .txt/.txt.xz file or a users .jsonl.xz file")
+    p.add_argument("--chars", type=int, default=20_000, help="characters per text (per user for a users file)")
+    p.add_argument("--users", type=int, default=20, help="users to take from a users file")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--json", help="write the results here")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("bench", help="benchmarks: predict (suggestion latency)")
+    p.add_argument("target", choices=["predict"])
+    p.add_argument("--keystrokes", type=int, default=2000)
+    p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for inference")
+    p.add_argument("--json", help="write the results here")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("pretrain", help="pretrain (or resume pretraining) the base model")
+    p.add_argument("--corpus", nargs="+", required=True,
+                   help="corpus files (.txt, .txt.xz, users .jsonl.xz), each optionally FILE:WEIGHT")
+    p.add_argument("--out", default=str(BASE_DIR), help="checkpoint folder (resumed if it holds one)")
+    p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this run")
+    p.add_argument("--total-tokens", type=int, default=48_000_000, help="length of the learning-rate schedule")
+    p.add_argument("--tokenizer", default=str(TOKENIZER_PATH))
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--cache-dir", default="runs/tokens", help="where tokenised corpora are cached")
+    p.set_defaults(func=_cmd_pretrain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""`pocketkb eval`: keystroke savings, next-word accuracy and perplexity of our predictor, side by side with Presage.
+
+Texts are simulated in parallel worker processes; results print as a table and are written as JSON.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from app.ksr import KsrResult, simulate
+from app.loading import EvalText, load_predictor
+from models.gpt import GPT
+from models.tokenizer import BOS_ID, Tokenizer
+
+_WORKER: dict = {}
+
+
+@dataclass
+class SystemResult:
+    name: str
+    per_text: list[KsrResult] = field(default_factory=list)
+
+    @property
+    def total(self) -> KsrResult:
+        total = KsrResult()
+        for r in self.per_text:
+            total.add(r)
+        return total
+
+    def to_dict(self) -> dict:
+        return {"system": self.name, **self.total.to_dict(),
+                "per_text_ksr": [round(r.ksr, 2) for r in self.per_text]}
+
+
+def _init_worker(model_dir: str) -> None:
+    torch.set_num_threads(1)
+    _WORKER["predictor"] = load_predictor(model_dir)
+
+
+def _simulate_worker(job: tuple[str, tuple[int, int]]) -> KsrResult:
+    text, span = job
+    predictor = _WORKER["predictor"]
+    predictor.invalidate()
+    return simulate(text, predictor.suggest, span)
+
+
+def _spans(text: str, parts: int) -> list[tuple[int, int]]:
+    cuts = [0] + [text.find(" ", len(text) * i // parts) for i in range(1, parts)] + [len(text)]
+    cuts = [c if c >= 0 else len(text) for c in cuts]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def run_predictor(texts: list[EvalText], model_dir: str, processes: int) -> list[KsrResult]:
+    """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers.
+
+    A text is cut into parts when there are fewer texts than workers; parts add up exactly.
+    """
+    parts = max(1, -(-processes // len(texts))) if texts else 1
+    jobs, owner = [], []
+    for i, item in enumerate(texts):
+        for span in _spans(item.text, parts):
+            jobs.append((item.text, span))
+            owner.append(i)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir,)) as pool:
+        pieces = pool.map(_simulate_worker, jobs, chunksize=1)
+    results = [KsrResult() for _ in texts]
+    for i, piece in zip(owner, pieces):
+        results[i].add(piece)
+    return results
+
+
+@torch.no_grad()
+def perplexity(model: GPT, tokenizer: Tokenizer, texts: list[EvalText]) -> dict[str, float]:
+    """Per-token perplexity and bits per character of the model on the texts, in non-overlapping windows."""
+    nats, count, chars = 0.0, 0, 0
+    block = model.config.block_size
+    for item in texts:
+        ids = [BOS_ID] + tokenizer.encode(" ".join(item.text.split()))
+        chars += len(item.text)
+        for start in range(0, len(ids) - 1, block):
+            x = torch.tensor([ids[start:start + block + 1]])
+            logits = model(x[:, :-1])
+            nats += F.cross_entropy(logits[0], x[0, 1:], reduction="sum").item()
+            count += x.shape[1] - 1
+    return {"perplexity": math.exp(nats / max(count, 1)), "bits_per_char": nats / math.log(2) / max(chars, 1)}
+
+
+def format_table(rows: list[dict], title: str) -> str:
+    lines = [title, f"{'system':<34} {'KSR %':>7} {'top-1 %':>8} {'top-3 %':>8} {'words':>7}"]
+    for r in rows:
+        lines.append(f"{r['system']:<34} {r['ksr']:>7.2f} {r['top1']:>8.2f} {r['top3']:>8.2f} {r['words']:>7}")
+    return "\n".join(lines)

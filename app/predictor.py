@@ -1,0 +1,220 @@
+"""Word completion and next-word prediction from the language model, with the KV cache reused across keystrokes.
+
+A prefix-constrained beam search spells words from subword pieces up to a word boundary and ranks them.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+
+import torch
+
+from app.vocab_index import VocabIndex, word_part
+from app.words import TypingState, match_case, split_typing
+from models.gpt import GPT, LayerCache
+from models.tokenizer import BOS_ID, Tokenizer
+
+_SPACES = re.compile(r"\s+")
+MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
+
+
+@dataclass
+class PredictorConfig:
+    suggestions: int = 3
+    beam: int = 8               # partial words kept per search level
+    max_levels: int = 5         # model calls per search beyond the context
+    window_margin: int = 8      # positions of the model window left free for the word being spelled
+    reuse_cache: bool = True
+
+
+@dataclass
+class _Hyp:
+    tokens: list[int]
+    logp: float
+    consumed: int               # characters of the required text spelled so far
+    word: str = ""              # characters spelled beyond the required text (model's casing)
+    parent: int = 0             # row of the parent in the previous level's cache
+
+
+@dataclass
+class _Candidates:
+    """Complete words found by the search: lower-cased word -> probability mass and best surface form."""
+
+    mass: dict[str, float] = field(default_factory=dict)
+    form: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    def add(self, word: str, logp: float) -> None:
+        key = word.lower()
+        self.mass[key] = self.mass.get(key, 0.0) + math.exp(logp)
+        if logp > self.form.get(key, (-math.inf, ""))[0]:
+            self.form[key] = (logp, word)
+
+    def kth_best(self, k: int) -> float:
+        if len(self.mass) < k:
+            return -math.inf
+        return math.log(sorted(self.mass.values(), reverse=True)[k - 1])
+
+
+class Predictor:
+    """Suggests three words for the text before the cursor."""
+
+    def __init__(self, model: GPT, tokenizer: Tokenizer, config: PredictorConfig | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config or PredictorConfig()
+        self.index = VocabIndex(tokenizer)
+        self.blocked: set[str] = set()
+        self.lock = threading.RLock()  # the learner changes weights under this lock
+        self._window: tuple[int, str] = (0, "")
+        self._tokens: list[int] = []
+        self._cache: list[LayerCache] | None = None
+        self._last_logp: torch.Tensor | None = None
+
+    def invalidate(self) -> None:
+        """Forget the KV cache: call after the model's weights change."""
+        with self.lock:
+            self._tokens, self._cache, self._last_logp = [], None, None
+
+    def suggest(self, text: str) -> list[str]:
+        state = split_typing(text)
+        with self.lock, torch.no_grad():
+            logp = self._context_logp(state.context)
+            words = self._search(state, logp)
+        return words
+
+    # -- context ------------------------------------------------------------------------------
+    def _context_tokens(self, context: str) -> list[int]:
+        """Tokens of the context that fit the model window, cut at a word boundary.
+
+        The cut point is kept while the text grows, so the cached prefix stays valid.
+        """
+        limit = self.model.config.block_size - self.config.window_margin
+        context = context.rstrip()
+        start, text = self._window
+        if not (self.config.reuse_cache and len(context) >= start + len(text)
+                and context.startswith(text, start)):
+            start = 0
+        too_long = len(context) - start > 8 * limit  # surely over the limit: skip encoding it whole
+        tokens = None if too_long else self._encode_window(context, start)
+        if tokens is None or len(tokens) > limit:
+            start = self._choose_cut(context, limit // 2)
+            tokens = self._encode_window(context, start)[-limit:]
+        self._window = (start, context[start:start + 64])
+        return tokens
+
+    def _encode_window(self, context: str, start: int) -> list[int]:
+        text = _SPACES.sub(" ", context[start:]).strip()
+        return ([BOS_ID] if start == 0 else []) + (self.tokenizer.encode(text) if text else [])
+
+    def _choose_cut(self, context: str, keep_tokens: int) -> int:
+        """A char offset after which roughly `keep_tokens` tokens of the context remain."""
+        cut = max(0, len(context) - keep_tokens * 3)
+        while cut > 0 and len(self._encode_window(context, cut)) < keep_tokens:
+            cut = max(0, cut - keep_tokens)
+        space = context.find(" ", cut)
+        return space + 1 if 0 < space < len(context) - 1 else cut
+
+    def _context_logp(self, context: str) -> torch.Tensor:
+        tokens = self._context_tokens(context)
+        common = 0
+        if self.config.reuse_cache and self._cache is not None:
+            for a, b in zip(self._tokens, tokens):
+                if a != b:
+                    break
+                common += 1
+            if common == len(tokens) == len(self._tokens):
+                return self._last_logp
+            common = min(common, len(tokens) - 1)
+        past = None
+        if common > 0:
+            past = [(k[:, :, :common], v[:, :, :common]) for k, v in self._cache]
+        logits, cache = self.model.decode(torch.tensor([tokens[common:]]), past)
+        self._tokens, self._cache = tokens, cache
+        self._last_logp = torch.log_softmax(logits[0, -1].float(), dim=-1)
+        return self._last_logp
+
+    # -- search -------------------------------------------------------------------------------
+    def _search(self, state: TypingState, first_logp: torch.Tensor) -> list[str]:
+        required = " " + state.anchor.lower() + state.prefix.lower()
+        found = _Candidates()
+        if len(required) > MAX_SPELLED:
+            return []  # no word is that long: a paste of a URL or a key held down
+        level = [_Hyp([], 0.0, 0)]
+        logps = first_logp.unsqueeze(0)
+        cache = self._cache
+        for depth in range(self.config.max_levels):
+            children = []
+            for row, hyp in enumerate(level):
+                children.extend(self._expand(hyp, row, logps[row], required, state, found))
+            bar = found.kth_best(self.config.suggestions + min(len(self.blocked), 3))
+            children = [c for c in children if c.logp > bar]
+            children.sort(key=lambda h: h.logp, reverse=True)
+            level = children[: self.config.beam]
+            if not level or depth == self.config.max_levels - 1:
+                break
+            parents = torch.tensor([h.parent for h in level])
+            past = [(k[parents] if k.shape[0] > 1 else k, v[parents] if v.shape[0] > 1 else v)
+                    for k, v in cache]
+            logits, cache = self.model.decode(torch.tensor([[h.tokens[-1]] for h in level]), past)
+            logps = torch.log_softmax(logits[:, -1].float(), dim=-1)
+        words = self._rank(found, state)
+        if len(words) < self.config.suggestions:
+            self._spell_forced(state, found)
+            words = self._rank(found, state)
+        return words
+
+    def _spell_forced(self, state: TypingState, found: _Candidates) -> None:
+        """For text no piece search can spell (rare symbols): the typed text's own tokens, then one piece more."""
+        forced = self.tokenizer.encode(state.anchor + state.prefix)[-self.config.window_margin:]
+        logits, _ = self.model.decode(torch.tensor([forced]), self._cache)
+        logp = torch.log_softmax(logits[0, -1].float(), dim=-1)[self.index.continue_ids]
+        top_scores, top_pos = logp.topk(min(len(logp), 4 * self.config.suggestions + len(self.blocked)))
+        for score, pos in zip(top_scores.tolist(), top_pos.tolist()):
+            word, _ = word_part(self.index.pieces[int(self.index.continue_ids[pos])])
+            found.add(state.prefix + word, score - 50.0)  # ranked below every word the search found
+
+    def _expand(self, hyp: _Hyp, row: int, logp: torch.Tensor, required: str, state: TypingState,
+                found: _Candidates) -> list[_Hyp]:
+        """Complete words and partial words one piece beyond `hyp`."""
+        children = []
+        if hyp.consumed >= len(required):
+            if hyp.word:
+                found.add(state.prefix + hyp.word, hyp.logp + torch.logsumexp(logp[self.index.boundary_ids], 0).item())
+            ids = self.index.continue_ids
+            extras = None
+        else:
+            ids, extras = self.index.compatible(required[hyp.consumed:])
+            if len(ids) == 0:
+                return children
+        scores = logp[ids]
+        k = min(len(ids), self.config.beam)
+        top_scores, top_pos = scores.topk(k)
+        for score, pos in zip(top_scores.tolist(), top_pos.tolist()):
+            token = int(ids[pos])
+            piece = self.index.pieces[token]
+            if extras is None:
+                added, consumed = piece, hyp.consumed
+            else:
+                added = extras[pos]
+                consumed = hyp.consumed + (len(piece) - len(added))
+            word, ended = word_part(added)
+            child = _Hyp(hyp.tokens + [token], hyp.logp + score, consumed, hyp.word + word, row)
+            if ended:
+                if child.word:
+                    found.add(state.prefix + child.word, child.logp)
+            else:
+                children.append(child)
+        return children
+
+    def _rank(self, found: _Candidates, state: TypingState) -> list[str]:
+        ranked = sorted(found.mass.items(), key=lambda kv: kv[1], reverse=True)
+        out = []
+        for key, _ in ranked:
+            if key in self.blocked or key == state.prefix.lower():
+                continue
+            out.append(match_case(found.form[key][1], state.prefix, state.sentence_start))
+            if len(out) == self.config.suggestions:
+                break
+        return out

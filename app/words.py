@@ -1,0 +1,54 @@
+"""What counts as a word, and how the text before the cursor splits into context, anchor and typed prefix.
+
+Words are runs of characters that are neither whitespace nor ASCII punctuation, as the KSR protocol counts them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.ksr import SEPARATORS
+
+_TRAILING_WORD = re.compile(r"[^" + re.escape(SEPARATORS) + r"]*\Z")
+_TRAILING_CHUNK = re.compile(r"\S*\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_SENTENCE_END = re.compile(r"(^|[.!?]['\")\]]*)\s*\Z")
+
+
+def is_word_char(ch: str) -> bool:
+    return not ch.isspace() and ch not in SEPARATORS
+
+
+@dataclass(frozen=True)
+class TypingState:
+    """The text before the cursor, split for prediction.
+
+    `context` ends at the last whitespace before the current chunk; `anchor` is the part of the
+    current whitespace-delimited chunk before the word being typed (e.g. "don'" in "don't");
+    `prefix` is what has been typed of the word.
+    """
+
+    context: str
+    anchor: str
+    prefix: str
+
+    @property
+    def sentence_start(self) -> bool:
+        return not self.anchor and bool(_SENTENCE_END.search(self.context))
+
+
+def split_typing(text: str) -> TypingState:
+    text = _CONTROL.sub(" ", text)
+    prefix = _TRAILING_WORD.search(text).group()
+    before = text[: len(text) - len(prefix)]
+    anchor = _TRAILING_CHUNK.search(before).group()
+    return TypingState(before[: len(before) - len(anchor)], anchor, prefix)
+
+
+def match_case(form: str, prefix: str, sentence_start: bool) -> str:
+    """Follow the user's capitalisation: all caps, a capital first letter, or a sentence start."""
+    if len(prefix) >= 2 and prefix.isupper():
+        return form.upper()
+    if (prefix and prefix[0].isupper()) or (not prefix and sentence_start):
+        return form[:1].upper() + form[1:]
+    return form

@@ -1,0 +1,149 @@
+"""A small decoder-only transformer (GPT) in one file: config dataclass, SDPA attention, tied embeddings.
+
+Runs in three stages the engine can split (`embed`, `blocks`, `head`) and decodes incrementally with a KV cache.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# One layer's cached keys and values, each (batch, heads, positions, head_dim).
+LayerCache = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = 4096
+    block_size: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 256
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GPTConfig":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, past: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            pk, pv = past
+            if pk.shape[0] != B:  # a shared prefix cached once for a batch of hypotheses
+                pk, pv = pk.expand(B, -1, -1, -1), pv.expand(B, -1, -1, -1)
+            k, v = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
+        if past is None or T > 1:
+            mask = None if past is None else _offset_causal_mask(T, k.shape[2], x.device)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y), (k, v)
+
+
+def _offset_causal_mask(T: int, S: int, device: torch.device) -> torch.Tensor:
+    """Boolean mask letting query i (the last T of S positions) see keys 0 .. S-T+i."""
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, past: LayerCache | None = None, return_cache: bool = False):
+        a, cache = self.attn(self.ln_1(x), past)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return (x, cache) if return_cache else x
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # The three stages, separately callable so the engine can cut the network between them.
+    def embed(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
+        pos = torch.arange(pos_offset, pos_offset + idx.shape[1], device=idx.device)
+        return self.wte(idx) + self.wpe(pos)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.ln_f(x))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits for every position of `idx` (batch, time)."""
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = self(idx)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+
+    @torch.no_grad()
+    def decode(self, idx: torch.Tensor, past: list[LayerCache] | None = None
+               ) -> tuple[torch.Tensor, list[LayerCache]]:
+        """Incremental decoding: logits of the new tokens `idx` given the cache of earlier ones.
+
+        A cache with batch 1 is shared by every row of a larger batch of new tokens.
+        """
+        offset = 0 if past is None else past[0][0].shape[2]
+        x = self.embed(idx, offset)
+        caches = []
+        for i, block in enumerate(self.blocks):
+            x, cache = block(x, None if past is None else past[i], return_cache=True)
+            caches.append(cache)
+        return self.head(x), caches

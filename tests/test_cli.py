@@ -1,0 +1,53 @@
+"""Smoke tests of the `pocketkb` command line on small texts the tests write themselves."""
+import io
+import json
+
+from app.cli import main
+from app.terminal import accept, run_piped
+
+TEXT = "Thank you very much for coming. I don't know what to say. See you tomorrow!\n" * 3
+
+
+def test_predict_prints_three_words_and_time(capsys):
+    assert main(["predict", "Thank you very "]) == 0
+    words, timing = capsys.readouterr().out.strip().splitlines()
+    assert len(words.split(" | ")) == 3 and "much" in words
+    assert timing.endswith(" ms")
+
+
+def test_eval_writes_table_and_json(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT)
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(text), "--chars", "200", "--processes", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "KSR" in printed and "perplexity" in printed
+    result = json.loads(out.read_text())
+    neural = result["systems"][0]
+    assert 0 < neural["ksr"] < 100 and neural["words"] > 20
+
+
+def test_eval_missing_file_is_a_clear_error(capsys):
+    assert main(["eval", "/no/such/file.txt"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_bench_predict(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT)
+    assert main(["bench", "predict", "--text", str(text), "--keystrokes", "60"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("kv-cache reuse") and lines[1].startswith("no cache reuse")
+    assert "keystrokes     60" in lines[0]
+
+
+def test_piped_terminal_mode(shipped_predictor):
+    out = io.StringIO()
+    run_piped(shipped_predictor, io.StringIO("Thank you very \nI don't know what to \n"), out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "much" in lines[0]
+
+
+def test_accept_replaces_the_typed_prefix():
+    assert accept("Thank you ve", "very") == "Thank you very "
+    assert accept("I don'", "t") == "I don't "

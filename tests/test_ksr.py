@@ -1,0 +1,50 @@
+"""KSR counted by hand on a small example, and the word splitting it rests on."""
+import pytest
+
+from app.ksr import simulate, tokens
+
+TABLE = {
+    "": ["I", "you", "the"],
+    "I ": ["do", "am", "was"],
+    "I d": ["do", "did", "DON"],
+    "I don'": ["t", "ll", "s"],
+    "I don't ": ["think", "want", "like"],
+    "I don't k": ["keep", "know", "kill"],
+}
+
+
+def suggest(context):
+    return TABLE.get(context, ["x", "y", "z"])
+
+
+def test_tokens_split_at_whitespace_and_punctuation():
+    assert [t.text for t in tokens("I don't know, line.  Done-ish")] == \
+        ["I", "don", "t", "know", "line", "Done", "ish"]
+
+
+def test_ksr_hand_worked_example():
+    result = simulate("I don't know.", suggest)
+    # I: 1, don: 1 letter + 1, t: 1 (continuation after the apostrophe), know: 1 letter + 1.
+    assert result.cost == 1 + 2 + 1 + 2
+    assert result.plain == 2 + 4 + 2 + 5
+    assert result.ksr == pytest.approx(100 * (1 - 6 / 13))
+    assert result.words == 4
+    # Next-word accuracy counts words that start after a space, not continuations ("t").
+    assert result.next_word_total == 3
+    assert result.next_word_top1 == 1 and result.next_word_top3 == 1
+
+
+def test_word_never_suggested_costs_its_length_plus_one():
+    result = simulate("zebra", lambda context: ["a", "b", "c"])
+    assert result.cost == 6 and result.ksr == 0.0
+
+
+def test_only_three_suggestions_count():
+    result = simulate("w", lambda context: ["a", "b", "c", "w"])
+    assert result.cost == 2
+
+
+def test_tail_keeps_last_words():
+    result = simulate("I don't know.", suggest)
+    tail = result.tail(0.5)
+    assert tail.words == 2 and tail.cost == 3 and tail.plain == 7

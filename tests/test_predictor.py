@@ -1,0 +1,80 @@
+"""The shipped predictor: three distinct words, completions of the typed prefix, sane on odd input, KV-cache reuse."""
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.words import split_typing
+
+WORDS = ["the", "I", "you", "thank", "very", "going", "to", "what", "don't", "Hello,", "we", "are"]
+
+
+def test_thank_you_very_much(shipped_predictor):
+    assert "much" in [w.lower() for w in shipped_predictor.suggest("Thank you very ")]
+
+
+def test_next_words_after_dont_know_what_to(shipped_predictor):
+    assert "do" in shipped_predictor.suggest("I don't know what to ")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.sampled_from(WORDS), max_size=8),
+       partial=st.text(alphabet="abcdefghilmnoprstuwyABT", max_size=4))
+def test_three_distinct_completions_of_the_prefix(shipped_predictor, words, partial):
+    text = " ".join(words) + (" " if words else "") + partial
+    suggestions = shipped_predictor.suggest(text)
+    assert len(suggestions) == 3
+    assert len({s.lower() for s in suggestions}) == 3
+    prefix = split_typing(text).prefix
+    for s in suggestions:
+        assert s and s.lower().startswith(prefix.lower()) and s.lower() != prefix.lower()
+        assert " " not in s
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t ", "😀", "I love 😀", "\x00\x01\x1b[2J", "مرحبا بك",
+                                  "e\u0301\u0301", "a" * 500, "Hello!!!???...", "\u202eevil"])
+def test_odd_input_does_not_crash_and_is_quick(shipped_predictor, text):
+    t0 = time.perf_counter()
+    suggestions = shipped_predictor.suggest(text)
+    assert time.perf_counter() - t0 < 2.0
+    assert all(isinstance(s, str) and s for s in suggestions)
+
+
+def test_long_context_is_truncated_to_the_window(shipped_predictor):
+    text = "I went to the shop and bought some bread. " * 2500 + "Thank you very "
+    assert len(text) > 100_000
+    t0 = time.perf_counter()
+    suggestions = shipped_predictor.suggest(text)
+    assert time.perf_counter() - t0 < 2.0
+    assert "much" in [s.lower() for s in suggestions]
+    t0 = time.perf_counter()
+    shipped_predictor.suggest(text + "m")
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_sentence_start_is_capitalised(shipped_predictor):
+    assert all(s[0].isupper() for s in shipped_predictor.suggest("It rained. "))
+    assert all(s[0].isupper() for s in shipped_predictor.suggest("It rained. Th"))
+
+
+def test_cache_reuse_gives_the_same_suggestions(shipped_predictor):
+    text = "Yesterday I went to the market with my friends and we bought"
+    shipped_predictor.invalidate()
+    with_reuse = [shipped_predictor.suggest(text[:i]) for i in range(20, len(text))]
+    shipped_predictor.config.reuse_cache = False
+    try:
+        without = [shipped_predictor.suggest(text[:i]) for i in range(20, len(text))]
+    finally:
+        shipped_predictor.config.reuse_cache = True
+    assert with_reuse == without
+
+
+def test_blocked_word_is_never_suggested(shipped_predictor):
+    first = shipped_predictor.suggest("Thank you very ")
+    shipped_predictor.blocked.add(first[0].lower())
+    try:
+        again = shipped_predictor.suggest("Thank you very ")
+    finally:
+        shipped_predictor.blocked.clear()
+    assert first[0] not in again and len(again) == 3

@@ -1,0 +1,53 @@
+"""Pretraining on a tiny made-up corpus: seeded, checkpointed, resumable to the same weights, ends with an evaluation."""
+import lzma
+import json
+
+import torch
+
+from models import TOKENIZER_PATH
+from models.checkpoint import load_model
+from models.corpus import read_documents, read_users
+from models.pretrain import PretrainConfig, pretrain
+
+TINY = {"vocab_size": 0, "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}
+
+
+def _corpus(tmp_path):
+    lines = [f"post number {i}: the cat sat on the mat and I said thank you very much." for i in range(400)]
+    blog = tmp_path / "blogs.txt.xz"
+    with lzma.open(blog, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    dialog = tmp_path / "dialog.txt"
+    dialog.write_text("How are you?\nFine, thanks.\n\nWhat time is it?\nNoon.\n\n" * 200)
+    return [str(blog), str(dialog)]
+
+
+def _cfg(tmp_path, out, **kw):
+    return PretrainConfig(corpora=_corpus(tmp_path), weights=[0.8, 0.2], out_dir=str(tmp_path / out),
+                          tokenizer=str(TOKENIZER_PATH), minutes=5, total_tokens=16 * 16 * 6,
+                          batch_size=16, eval_windows=4, cache_dir=str(tmp_path / "cache"),
+                          warmup_tokens=512, model=TINY, **kw)
+
+
+def test_readers(tmp_path):
+    blog, dialog = _corpus(tmp_path)
+    assert sum(1 for _ in read_documents(blog)) == 400
+    docs = list(read_documents(dialog))
+    assert docs[0] == "How are you? Fine, thanks." and len(docs) == 400
+    users = tmp_path / "users.jsonl"
+    users.write_text(json.dumps({"user": "7", "posts": [{"date": "2004-02-01", "text": "later  post"},
+                                                         {"date": "2004-01-01", "text": "first post"}]}) + "\n")
+    assert next(read_users(users)).posts == ["first post", "later post"]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    result = pretrain(_cfg(tmp_path, "straight"))
+    assert result["tokens"] == 16 * 16 * 6 and "corpus0_loss" in result and "corpus1_bpc" in result
+    pretrain(_cfg(tmp_path, "resumed", max_steps=2))
+    assert load_model(tmp_path / "resumed") is not None
+    pretrain(_cfg(tmp_path, "resumed"))
+    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-6), name
+    state = json.loads((tmp_path / "resumed" / "pretrain_state.json").read_text())
+    assert state["step"] == 6 and len(state["evals"]) == 2

@@ -1,0 +1,26 @@
+"""Splitting the text before the cursor into context, anchor and typed prefix; following the user's case."""
+from app.words import match_case, split_typing
+
+
+def test_split_new_word_after_space():
+    s = split_typing("Thank you ve")
+    assert (s.context, s.anchor, s.prefix) == ("Thank you ", "", "ve")
+
+
+def test_split_continuation_after_apostrophe():
+    s = split_typing("I don'")
+    assert (s.context, s.anchor, s.prefix) == ("I ", "don'", "")
+
+
+def test_sentence_start():
+    assert split_typing("").sentence_start
+    assert split_typing("Hello there. ").sentence_start
+    assert split_typing("Hello there. W").sentence_start
+    assert not split_typing("Hello there ").sentence_start
+
+
+def test_match_case():
+    assert match_case("the", "Th", False) == "The"
+    assert match_case("the", "TH", False) == "THE"
+    assert match_case("the", "", True) == "The"
+    assert match_case("iPhone", "i", False) == "iPhone"
