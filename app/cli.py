@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from models import BASE_DIR, TOKENIZER_PATH
+from models import BASE_DIR, PRIOR_PATH, TOKENIZER_PATH
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
@@ -52,7 +52,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     chars = sum(len(t.text) for t in texts)
     print(f"evaluating on {len(texts)} text(s), {chars:,} characters")
     predictor = load_predictor(args.model)
-    systems = [SystemResult("pocketkb (neural LM)", run_predictor(texts, args.model, args.processes))]
+    systems = [SystemResult("pocketkb neural LM alone", run_predictor(texts, args.model, args.processes, 0.0)),
+               SystemResult("pocketkb LM + count prior",
+                            run_predictor(texts, args.model, args.processes, predictor.config.prior_weight))]
     rows = [s.to_dict() for s in systems]
     ppl = perplexity(predictor.model, predictor.tokenizer, texts)
     title = f"{Path(args.file).name}: {len(texts)} text(s), {chars:,} chars, 3 suggestions, no learning"
@@ -102,6 +104,18 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 
+def _cmd_build_prior(args: argparse.Namespace) -> int:
+    from models.word_prior import build_prior
+
+    missing = [c for c in args.corpus if not Path(c).exists()]
+    if missing:
+        return _fail(f"no such corpus file: {missing[0]}")
+    tables = build_prior(args.corpus, args.out, args.max_words)
+    print(f"{len(tables.words):,} words, {len(tables.big_next):,} bigrams, {len(tables.tri_next):,} trigrams "
+          f"-> {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocketkb", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(BASE_DIR), help="model folder (default: the shipped base)")
@@ -138,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache-dir", default="runs/tokens", help="where tokenised corpora are cached")
     p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("build-prior", help="count the pretraining text into the compact word prior")
+    p.add_argument("--corpus", nargs="+", required=True, help="the pretraining corpus files")
+    p.add_argument("--out", default=str(PRIOR_PATH))
+    p.add_argument("--max-words", type=int, default=60_000)
+    p.set_defaults(func=_cmd_build_prior)
     return parser
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from app.ksr import KsrResult, simulate
 from app.loading import EvalText, load_predictor
+from app.predictor import PredictorConfig
 from models.gpt import GPT
 from models.tokenizer import BOS_ID, Tokenizer
 
@@ -37,9 +38,9 @@ class SystemResult:
                 "per_text_ksr": [round(r.ksr, 2) for r in self.per_text]}
 
 
-def _init_worker(model_dir: str) -> None:
+def _init_worker(model_dir: str, prior_weight: float) -> None:
     torch.set_num_threads(1)
-    _WORKER["predictor"] = load_predictor(model_dir)
+    _WORKER["predictor"] = load_predictor(model_dir, config=PredictorConfig(prior_weight=prior_weight))
 
 
 def _simulate_worker(job: tuple[str, tuple[int, int]]) -> KsrResult:
@@ -55,7 +56,8 @@ def _spans(text: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def run_predictor(texts: list[EvalText], model_dir: str, processes: int) -> list[KsrResult]:
+def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float
+                  ) -> list[KsrResult]:
     """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers.
 
     A text is cut into parts when there are fewer texts than workers; parts add up exactly.
@@ -67,7 +69,7 @@ def run_predictor(texts: list[EvalText], model_dir: str, processes: int) -> list
             jobs.append((item.text, span))
             owner.append(i)
     ctx = mp.get_context("spawn")
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir,)) as pool:
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight)) as pool:
         pieces = pool.map(_simulate_worker, jobs, chunksize=1)
     results = [KsrResult() for _ in texts]
     for i, piece in zip(owner, pieces):

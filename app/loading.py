@@ -8,15 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.predictor import Predictor, PredictorConfig
-from models import BASE_DIR, TOKENIZER_PATH
+from models import BASE_DIR, PRIOR_PATH, TOKENIZER_PATH
 from models.checkpoint import load_model
 from models.corpus import is_users_file, read_documents, read_users
 from models.tokenizer import Tokenizer
+from models.word_prior import WordPrior
 
 
 def load_predictor(model_dir: str | Path = BASE_DIR, tokenizer_path: str | Path = TOKENIZER_PATH,
-                   config: PredictorConfig | None = None) -> Predictor:
-    return Predictor(load_model(model_dir), Tokenizer(Path(tokenizer_path)), config)
+                   config: PredictorConfig | None = None, prior_path: str | Path = PRIOR_PATH) -> Predictor:
+    """The model, tokenizer and count-based prior as shipped, ready to suggest."""
+    prior = WordPrior.load(prior_path)
+    return Predictor(load_model(model_dir), Tokenizer(Path(tokenizer_path)), config, prior)
 
 
 @dataclass(frozen=True)

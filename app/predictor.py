@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from app.ksr import tokens
 from app.vocab_index import VocabIndex, word_part
 from app.words import TypingState, match_case, split_typing
 from models.gpt import GPT, LayerCache
 from models.tokenizer import BOS_ID, Tokenizer
+from models.word_prior import WordPrior
 
 _SPACES = re.compile(r"\s+")
 MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
@@ -27,6 +29,7 @@ class PredictorConfig:
     max_levels: int = 5         # model calls per search beyond the context
     window_margin: int = 8      # positions of the model window left free for the word being spelled
     reuse_cache: bool = True
+    prior_weight: float = 0.4   # share of the count-based prior in the word probability (0: neural alone)
 
 
 @dataclass
@@ -60,10 +63,12 @@ class _Candidates:
 class Predictor:
     """Suggests three words for the text before the cursor."""
 
-    def __init__(self, model: GPT, tokenizer: Tokenizer, config: PredictorConfig | None = None):
+    def __init__(self, model: GPT, tokenizer: Tokenizer, config: PredictorConfig | None = None,
+                 prior: WordPrior | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config or PredictorConfig()
+        self.prior = prior
         self.index = VocabIndex(tokenizer)
         self.blocked: set[str] = set()
         self.lock = threading.RLock()  # the learner changes weights under this lock
@@ -209,12 +214,26 @@ class Predictor:
         return children
 
     def _rank(self, found: _Candidates, state: TypingState) -> list[str]:
-        ranked = sorted(found.mass.items(), key=lambda kv: kv[1], reverse=True)
+        scores = found.mass
+        if self.prior is not None and self.config.prior_weight > 0:
+            scores = self._with_prior(found, state)
+        ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
         out = []
         for key, _ in ranked:
             if key in self.blocked or key == state.prefix.lower():
                 continue
-            out.append(match_case(found.form[key][1], state.prefix, state.sentence_start))
+            form = found.form[key][1] if key in found.form else key
+            out.append(match_case(form, state.prefix, state.sentence_start))
             if len(out) == self.config.suggestions:
                 break
         return out
+
+    def _with_prior(self, found: _Candidates, state: TypingState) -> dict[str, float]:
+        """Interpolate the model's word probabilities with the count-based prior's, over both their candidates."""
+        words = [t.text.lower() for t in tokens((state.context + state.anchor)[-200:])]
+        history = (words[-2] if len(words) > 1 else "", words[-1] if words else "")
+        keys = set(found.mass)
+        keys.update(self.prior.candidates(history, state.prefix, 2 * self.config.suggestions))
+        lam = self.config.prior_weight
+        return {k: (1 - lam) * found.mass.get(k, 0.0) + lam * self.prior.probability(history, k) for k in keys}
+

@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Iterator, TextIO
 
 _SPACES = re.compile(r"\s+")
+HELD_OUT_EVERY = 200  # document i of a corpus file is held out for evaluation when i % 200 == 199
+
+
+def is_held_out(index: int) -> bool:
+    return index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
 
 
 def fold_spaces(text: str) -> str:
@@ -74,3 +79,11 @@ def read_documents(path: str | Path) -> Iterator[str]:
             elif block:
                 yield fold_spaces(" ".join(block))
                 block = []
+
+
+def training_documents(paths: list[str | Path]) -> Iterator[str]:
+    """The documents pretraining sees: every document of every file except the held-out ones."""
+    for path in paths:
+        for index, doc in enumerate(read_documents(path)):
+            if not is_held_out(index):
+                yield doc

@@ -1,6 +1,6 @@
 """Tokenised corpora on disk: each corpus file encoded once into a train and a held-out token array.
 
-Documents are separated by BOS; every 200th document is held out for evaluation.
+Documents are separated by BOS; every 200th document is held out for evaluation (`corpus.is_held_out`).
 """
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.corpus import read_documents
+from models.corpus import is_held_out, read_documents
 from models.progress import Progress
 from models.tokenizer import BOS_ID, Tokenizer
-
-HELD_OUT_EVERY = 200
 
 
 @dataclass
@@ -53,7 +51,7 @@ def build(tokenizer: Tokenizer, path: str | Path, cache_dir: str | Path) -> Toke
     done_chars = 0
     for batch, encoded in _encode_batches(tokenizer, path):
         for (index, doc), ids in zip(batch, encoded):
-            split = "heldout" if index % HELD_OUT_EVERY == HELD_OUT_EVERY - 1 else "train"
+            split = "heldout" if is_held_out(index) else "train"
             parts[split].append(np.asarray([BOS_ID, *ids], dtype=np.uint16))
             chars += len(doc) + 1
             tokens += len(ids) + 1

@@ -1,0 +1,122 @@
+"""What the user typed: committed sentences (never raw keystrokes), bounded, forgettable, in SQLite.
+
+Incognito records nothing; forgetting a word deletes every sentence that holds it and blocks it from suggestions.
+"""
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from app.ksr import tokens
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sentences (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocked (word TEXT PRIMARY KEY);
+"""
+MAX_SENTENCE_CHARS = 2000
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern:
+    words = [re.escape(t.text) for t in tokens(phrase)]
+    return re.compile(r"(?<!\w)" + r"\W+".join(words) + r"(?!\w)", re.IGNORECASE)
+
+
+class History:
+    def __init__(self, path: str | Path, max_sentences: int = 20_000):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_sentences = max_sentences
+        self.incognito = False
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+
+    def add(self, sentence: str) -> bool:
+        """Record a finished sentence; False when incognito, empty, or it holds a blocked word."""
+        sentence = " ".join(sentence.split())[:MAX_SENTENCE_CHARS]
+        if self.incognito or not any(True for _ in tokens(sentence)):
+            return False
+        blocked = self.blocked()
+        if any(t.text.lower() in blocked for t in tokens(sentence)):
+            return False
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT INTO sentences (at, text) VALUES (?, ?)", (time.time(), sentence))
+            self._db.execute("DELETE FROM sentences WHERE id <= (SELECT MAX(id) FROM sentences) - ?",
+                             (self.max_sentences,))
+            self._db.execute("COMMIT")
+        return True
+
+    def sentences(self) -> list[str]:
+        """All recorded sentences, oldest first."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT text FROM sentences ORDER BY id")]
+
+    def recent(self, n: int) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT text FROM sentences ORDER BY id DESC LIMIT ?", (n,)).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def sample_older(self, n: int, skip_recent: int, rng: random.Random) -> list[str]:
+        """Up to `n` sentences drawn at random from all but the newest `skip_recent`."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM sentences ORDER BY id DESC LIMIT -1 OFFSET ?",
+                                                  (skip_recent,))]
+            chosen = rng.sample(ids, min(n, len(ids)))
+            return [self._db.execute("SELECT text FROM sentences WHERE id = ?", (i,)).fetchone()[0] for i in chosen]
+
+    def forget(self, phrase: str) -> int:
+        """Delete every sentence holding `phrase` (case ignored, whole words); a single word is also blocked."""
+        words = [t.text.lower() for t in tokens(phrase)]
+        if not words:
+            return 0
+        pattern = _phrase_pattern(phrase)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            doomed = [i for i, text in self._db.execute("SELECT id, text FROM sentences") if pattern.search(text)]
+            self._db.executemany("DELETE FROM sentences WHERE id = ?", [(i,) for i in doomed])
+            if len(words) == 1:
+                self._db.execute("INSERT OR IGNORE INTO blocked (word) VALUES (?)", (words[0],))
+            self._db.execute("COMMIT")
+        return len(doomed)
+
+    def blocked(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT word FROM blocked")}
+
+    def unblock(self, word: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM blocked WHERE word = ?", (word.lower(),))
+
+    def word_counts(self, query: str = "", limit: int = 200) -> list[tuple[str, int]]:
+        """Words the user typed, most frequent first, optionally only those containing `query`."""
+        counts = Counter(t.text.lower() for s in self.sentences() for t in tokens(s))
+        query = query.lower()
+        return [(w, c) for w, c in counts.most_common() if query in w][:limit]
+
+    def replace_all(self, sentences: list[str], blocked: set[str]) -> None:
+        """Swap in another history at once (import, reset)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM sentences")
+            self._db.execute("DELETE FROM blocked")
+            now = time.time()
+            self._db.executemany("INSERT INTO sentences (at, text) VALUES (?, ?)",
+                                 [(now, s) for s in sentences[-self.max_sentences:]])
+            self._db.executemany("INSERT INTO blocked (word) VALUES (?)", [(w,) for w in sorted(blocked)])
+            self._db.execute("COMMIT")

@@ -1,0 +1,78 @@
+"""Where the personal model and history live on disk (the platformdirs user data folder), written atomically.
+
+Export writes one file; import validates a file completely before it replaces anything.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import platformdirs
+import torch
+
+from app import personal_file
+from app.history import History
+from app.personal_file import PersonalMeta, PersonalModel
+
+PERSONAL_FILE = "personal.safetensors"
+HISTORY_FILE = "history.db"
+
+
+def default_folder() -> Path:
+    return Path(platformdirs.user_data_dir("pocketkb", appauthor=False))
+
+
+class Store:
+    def __init__(self, folder: str | Path | None = None, max_sentences: int = 20_000):
+        self.folder = Path(folder) if folder else default_folder()
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.history = History(self.folder / HISTORY_FILE, max_sentences)
+        self._clean_temp_files()
+
+    @property
+    def personal_path(self) -> Path:
+        return self.folder / PERSONAL_FILE
+
+    def _clean_temp_files(self) -> None:
+        """Temporary files left by a write that a crash interrupted: the target file is intact."""
+        for tmp in self.folder.glob(f".{PERSONAL_FILE}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+    def load(self, expected: dict[str, torch.Tensor], base_sha256: str, tokenizer_sha256: str
+             ) -> PersonalModel | None:
+        """The saved personal model, or None if there is none (a first start, or after reset)."""
+        if not self.personal_path.exists():
+            return None
+        return personal_file.read(self.personal_path, expected, base_sha256, tokenizer_sha256)
+
+    def save(self, personal: PersonalModel) -> None:
+        personal.meta.updated = time.time()
+        personal.meta.created = personal.meta.created or personal.meta.updated
+        personal_file.write(self.personal_path, PersonalModel(personal.meta, personal.deltas))
+
+    def reset(self) -> None:
+        """Back to the base model: the personal model and the typed history go; blocked words stay."""
+        self.personal_path.unlink(missing_ok=True)
+        self.history.replace_all([], self.history.blocked())
+
+    def export(self, path: str | Path, personal: PersonalModel, with_history: bool) -> None:
+        history = self.history.sentences() if with_history else None
+        blocked = sorted(self.history.blocked()) if with_history else None
+        personal_file.write(path, PersonalModel(personal.meta, personal.deltas, history, blocked))
+
+    def import_file(self, path: str | Path, expected: dict[str, torch.Tensor], base_sha256: str,
+                    tokenizer_sha256: str) -> PersonalModel:
+        """Validate `path` completely, then make it the saved personal model (and history, if it has one).
+
+        Raises `PersonalFileError` and changes nothing if the file is not acceptable.
+        """
+        personal = personal_file.read(path, expected, base_sha256, tokenizer_sha256)
+        self.save(personal)
+        if personal.history is not None:
+            self.history.replace_all(personal.history, set(personal.blocked or []))
+        return personal
+
+
+def new_meta(base_sha256: str, tokenizer_sha256: str, mode: str) -> PersonalMeta:
+    return PersonalMeta(base_sha256=base_sha256, tokenizer_sha256=tokenizer_sha256, mode=mode,
+                        created=time.time())
