@@ -74,9 +74,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not Path(path).exists():
         return _fail(f"no such text file: {path} (give one with --text)")
     text = read_eval_texts(path, args.keystrokes + 1000)[0].text
-    import torch
-
-    torch.set_num_threads(args.threads)
     results = bench_predict(load_predictor(args.model), text, args.keystrokes)
     for label, stats in results.items():
         print(stats.line(label))
@@ -138,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", choices=["predict"])
     p.add_argument("--keystrokes", type=int, default=2000)
     p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads for inference")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_bench)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from app.predictor import Predictor, PredictorConfig
 from models import BASE_DIR, PRIOR_PATH, TOKENIZER_PATH
 from models.checkpoint import load_model
@@ -17,7 +19,12 @@ from models.word_prior import WordPrior
 
 def load_predictor(model_dir: str | Path = BASE_DIR, tokenizer_path: str | Path = TOKENIZER_PATH,
                    config: PredictorConfig | None = None, prior_path: str | Path = PRIOR_PATH) -> Predictor:
-    """The model, tokenizer and count-based prior as shipped, ready to suggest."""
+    """The model, tokenizer and count-based prior as shipped, ready to suggest.
+
+    Suggestions are a few small matrix products: one thread is fastest, and leaves the other
+    core to training.
+    """
+    torch.set_num_threads(1)
     prior = WordPrior.load(prior_path)
     return Predictor(load_model(model_dir), Tokenizer(Path(tokenizer_path)), config, prior)
 

@@ -30,6 +30,7 @@ class PredictorConfig:
     window_margin: int = 8      # positions of the model window left free for the word being spelled
     reuse_cache: bool = True
     prior_weight: float = 0.4   # share of the count-based prior in the word probability (0: neural alone)
+    unknown_word_factor: float = 0.05  # with the prior: a word neither it nor the user knows counts this much
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Predictor:
         self.prior = prior
         self.index = VocabIndex(tokenizer)
         self.blocked: set[str] = set()
+        self.user_words: set[str] = set()  # words the user has typed: known even if the prior is not
         self.lock = threading.RLock()  # the learner changes weights under this lock
         self._window: tuple[int, str] = (0, "")
         self._tokens: list[int] = []
@@ -84,7 +86,7 @@ class Predictor:
 
     def suggest(self, text: str) -> list[str]:
         state = split_typing(text)
-        with self.lock, torch.no_grad():
+        with self.lock, torch.inference_mode():
             logp = self._context_logp(state.context)
             words = self._search(state, logp)
         return words
@@ -235,5 +237,11 @@ class Predictor:
         keys = set(found.mass)
         keys.update(self.prior.candidates(history, state.prefix, 2 * self.config.suggestions))
         lam = self.config.prior_weight
-        return {k: (1 - lam) * found.mass.get(k, 0.0) + lam * self.prior.probability(history, k) for k in keys}
+        return {k: (1 - lam) * found.mass.get(k, 0.0) * self._familiarity(k) + lam * self.prior.probability(history, k)
+                for k in keys}
+
+    def _familiarity(self, word: str) -> float:
+        """Down-weights spellings the model invents ("veryth") that no dictionary or user ever used."""
+        known = word in self.prior.index or word in self.user_words
+        return 1.0 if known else self.config.unknown_word_factor
 

@@ -133,7 +133,7 @@ class GPT(nn.Module):
         logits = self(idx)
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, idx: torch.Tensor, past: list[LayerCache] | None = None
                ) -> tuple[torch.Tensor, list[LayerCache]]:
         """Incremental decoding: logits of the new tokens `idx` given the cache of earlier ones.

@@ -78,3 +78,17 @@ def test_blocked_word_is_never_suggested(shipped_predictor):
     finally:
         shipped_predictor.blocked.clear()
     assert first[0] not in again and len(again) == 3
+
+
+def test_invented_spellings_give_way_to_known_words(shipped_predictor):
+    for text in ["Thank you ve", "I went to the st", "See you tomo"]:
+        for word in shipped_predictor.suggest(text):
+            assert word.lower() in shipped_predictor.prior.index, (text, word)
+
+
+def test_neural_alone_still_suggests(shipped_predictor):
+    shipped_predictor.config.prior_weight = 0.0
+    try:
+        assert "much" in [w.lower() for w in shipped_predictor.suggest("Thank you very ")]
+    finally:
+        shipped_predictor.config.prior_weight = 0.4
