@@ -19,6 +19,7 @@ from models.tokenizer import BOS_ID, Tokenizer
 from models.word_prior import WordPrior
 
 _SPACES = re.compile(r"\s+")
+MEMO_LIMIT = 2000  # memoised partial words kept per context
 MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
 
 
@@ -30,7 +31,7 @@ class PredictorConfig:
     window_margin: int = 8      # positions of the model window left free for the word being spelled
     reuse_cache: bool = True
     prior_weight: float = 0.4   # share of the count-based prior in the word probability (0: neural alone)
-    unknown_word_factor: float = 0.05  # with the prior: a word neither it nor the user knows counts this much
+    unknown_word_factor: float = 0.01  # with the prior: a word neither it nor the user knows counts this much
 
 
 @dataclass
@@ -39,7 +40,6 @@ class _Hyp:
     logp: float
     consumed: int               # characters of the required text spelled so far
     word: str = ""              # characters spelled beyond the required text (model's casing)
-    parent: int = 0             # row of the parent in the previous level's cache
 
 
 @dataclass
@@ -61,6 +61,11 @@ class _Candidates:
         return math.log(sorted(self.mass.values(), reverse=True)[k - 1])
 
 
+def _plausible(word: str, prefix: str) -> bool:
+    """Letters and digits only, unless the user is typing symbols themselves (mojibake like "donâ€™t" is not)."""
+    return word.isalnum() or not (prefix == "" or prefix.isalnum())
+
+
 class Predictor:
     """Suggests three words for the text before the cursor."""
 
@@ -78,11 +83,14 @@ class Predictor:
         self._tokens: list[int] = []
         self._cache: list[LayerCache] | None = None
         self._last_logp: torch.Tensor | None = None
+        # piece sequence after the context -> (next-piece log-probs, its own keys/values per layer)
+        self._memo: dict[tuple[int, ...], tuple[torch.Tensor, list[LayerCache]]] = {}
 
     def invalidate(self) -> None:
         """Forget the KV cache: call after the model's weights change."""
         with self.lock:
             self._tokens, self._cache, self._last_logp = [], None, None
+            self._memo.clear()
 
     def suggest(self, text: str) -> list[str]:
         state = split_typing(text)
@@ -139,6 +147,7 @@ class Predictor:
             past = [(k[:, :, :common], v[:, :, :common]) for k, v in self._cache]
         logits, cache = self.model.decode(torch.tensor([tokens[common:]]), past)
         self._tokens, self._cache = tokens, cache
+        self._memo.clear()
         self._last_logp = torch.log_softmax(logits[0, -1].float(), dim=-1)
         return self._last_logp
 
@@ -149,23 +158,18 @@ class Predictor:
         if len(required) > MAX_SPELLED:
             return []  # no word is that long: a paste of a URL or a key held down
         level = [_Hyp([], 0.0, 0)]
-        logps = first_logp.unsqueeze(0)
-        cache = self._cache
+        logps = [first_logp]
         for depth in range(self.config.max_levels):
             children = []
-            for row, hyp in enumerate(level):
-                children.extend(self._expand(hyp, row, logps[row], required, state, found))
+            for hyp, logp in zip(level, logps):
+                children.extend(self._expand(hyp, logp, required, state, found))
             bar = found.kth_best(self.config.suggestions + min(len(self.blocked), 3))
             children = [c for c in children if c.logp > bar]
             children.sort(key=lambda h: h.logp, reverse=True)
             level = children[: self.config.beam]
             if not level or depth == self.config.max_levels - 1:
                 break
-            parents = torch.tensor([h.parent for h in level])
-            past = [(k[parents] if k.shape[0] > 1 else k, v[parents] if v.shape[0] > 1 else v)
-                    for k, v in cache]
-            logits, cache = self.model.decode(torch.tensor([[h.tokens[-1]] for h in level]), past)
-            logps = torch.log_softmax(logits[:, -1].float(), dim=-1)
+            logps = self._next_logps(level)
         words = self._rank(found, state)
         if len(words) < self.config.suggestions:
             self._spell_forced(state, found)
@@ -182,7 +186,32 @@ class Predictor:
             word, _ = word_part(self.index.pieces[int(self.index.continue_ids[pos])])
             found.add(state.prefix + word, score - 50.0)  # ranked below every word the search found
 
-    def _expand(self, hyp: _Hyp, row: int, logp: torch.Tensor, required: str, state: TypingState,
+    def _next_logps(self, level: list[_Hyp]) -> list[torch.Tensor]:
+        """Next-piece log-probabilities after each partial word, all of one length.
+
+        Results are memoised per piece sequence while the context stays the same, so the next
+        keystroke of the same word mostly finds the paths it needs already computed.
+        """
+        todo = [h for h in level if tuple(h.tokens) not in self._memo]
+        if todo:
+            depth = len(todo[0].tokens)
+            past = self._cache
+            if depth > 1:
+                own = [self._memo[tuple(h.tokens[:-1])][1] for h in todo]
+                past = [(torch.cat((ck.expand(len(todo), -1, -1, -1), torch.cat([o[i][0] for o in own])), dim=2),
+                         torch.cat((cv.expand(len(todo), -1, -1, -1), torch.cat([o[i][1] for o in own])), dim=2))
+                        for i, (ck, cv) in enumerate(self._cache)]
+            logits, cache = self.model.decode(torch.tensor([[h.tokens[-1]] for h in todo]), past)
+            logps = torch.log_softmax(logits[:, -1].float(), dim=-1)
+            start = len(self._tokens)
+            if len(self._memo) > MEMO_LIMIT:
+                self._memo.clear()
+            for row, hyp in enumerate(todo):
+                self._memo[tuple(hyp.tokens)] = (logps[row], [(k[row:row + 1, :, start:].clone(),
+                                                               v[row:row + 1, :, start:].clone()) for k, v in cache])
+        return [self._memo[tuple(h.tokens)][0] for h in level]
+
+    def _expand(self, hyp: _Hyp, logp: torch.Tensor, required: str, state: TypingState,
                 found: _Candidates) -> list[_Hyp]:
         """Complete words and partial words one piece beyond `hyp`."""
         children = []
@@ -207,7 +236,7 @@ class Predictor:
                 added = extras[pos]
                 consumed = hyp.consumed + (len(piece) - len(added))
             word, ended = word_part(added)
-            child = _Hyp(hyp.tokens + [token], hyp.logp + score, consumed, hyp.word + word, row)
+            child = _Hyp(hyp.tokens + [token], hyp.logp + score, consumed, hyp.word + word)
             if ended:
                 if child.word:
                     found.add(state.prefix + child.word, child.logp)
@@ -222,7 +251,7 @@ class Predictor:
         ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
         out = []
         for key, _ in ranked:
-            if key in self.blocked or key == state.prefix.lower():
+            if key in self.blocked or key == state.prefix.lower() or not _plausible(key, state.prefix):
                 continue
             form = found.form[key][1] if key in found.form else key
             out.append(match_case(form, state.prefix, state.sentence_start))

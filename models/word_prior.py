@@ -145,7 +145,9 @@ def build_tables(counts: NgramCounts, max_words: int = 60_000, min_bigram: int =
                  ) -> PriorTables:
     """Prune counts into sorted arrays: the `max_words` most frequent words, and the 2- and 3-grams
     over them seen at least `min_bigram` / `min_trigram` times. Context totals keep every count."""
-    top = np.argsort(-counts.unigrams, kind="stable")[:max_words]
+    # Only words of letters and digits: the blogs hold mojibake such as "donâ€™t" that no one types.
+    by_count = np.argsort(-counts.unigrams, kind="stable")
+    top = np.array([i for i in by_count[:3 * max_words] if counts.words[i].isalnum()][:max_words], dtype=np.int64)
     kept = sorted(counts.words[i] for i in top)
     V = len(kept)
     new_id = np.full(len(counts.words), -1, np.int64)

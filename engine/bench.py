@@ -1,0 +1,158 @@
+"""`pocketkb bench engine`: step time and training memory of every scheme against plain PyTorch references.
+
+References, written plainly: eager full fine-tuning, and naive freezing (`requires_grad=False`) of the sparse scheme's layers.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from engine.lm import next_token_loss, next_token_pairs, staged_lm
+from engine.memory import PeakRssGrowth, SavedTensorCounter, tensor_bytes
+from engine.optimizer import OptimizerConfig
+from engine.plan import StepReport, TrainPlan, compile_plan
+from engine.scheme import UpdateScheme
+
+FULL_REFERENCE = "pytorch full fine-tuning"
+NAIVE_REFERENCE = "naive freezing of {}"
+
+
+class PlainTraining:
+    """Eager PyTorch: the whole forward on every position, the loss on the newest positions `scheme` asks for."""
+
+    def __init__(self, model: nn.Module, trainable: list[nn.Parameter], scheme: UpdateScheme,
+                 optimizer: OptimizerConfig):
+        self.model, self.trainable = model, trainable
+        model.requires_grad_(False)
+        for p in trainable:
+            p.requires_grad_(True)
+        self.scheme = scheme
+        self.optimizer = optimizer.build(trainable)
+        self.state_per_parameter = optimizer.state_per_parameter
+        self._persistent = [*model.parameters(), *model.buffers()]
+
+    def step(self, batch: torch.Tensor, measure_peak: bool = False) -> StepReport:
+        peak = PeakRssGrowth() if measure_peak else nullcontext()
+        with peak:
+            start = time.perf_counter()
+            inputs, targets = next_token_pairs(batch)
+            with SavedTensorCounter(self._persistent) as saved:
+                logits = self.model(inputs)
+                keep = self.scheme.loss_positions(targets.shape[1])
+                loss = next_token_loss(logits[:, -keep:], targets[:, -keep:])
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            step_ms = (time.perf_counter() - start) * 1000
+        return StepReport(loss.item(), step_ms, saved.bytes, 0, 0, peak.bytes if measure_peak else None)
+
+    def fixed_bytes(self) -> tuple[int, int, int]:
+        """Trainable parameters, gradient bytes, optimizer-state bytes."""
+        size = tensor_bytes(self.trainable)
+        return sum(p.numel() for p in self.trainable), size, size * self.state_per_parameter
+
+
+def _touched_parameter_names(plan: TrainPlan) -> list[str]:
+    """The whole tensors a plan trains: its trained parameters and the full weights of split or adapted Linears."""
+    names = {id(p): name for name, p in plan.staged.module.named_parameters()}
+    touched = [*plan.trainable.values(), *(adapter.linear.weight for adapter in plan.adapters.values())]
+    return [names[id(p)] for p in touched if id(p) in names]
+
+
+@dataclass
+class _Runner:
+    name: str
+    step: Callable[..., StepReport]
+    fixed: tuple[int, int, int]
+    reports: list[StepReport]
+
+
+def _plan_runner(model: nn.Module, scheme: UpdateScheme, optimizer: OptimizerConfig) -> tuple[_Runner, TrainPlan]:
+    plan = compile_plan(staged_lm(copy.deepcopy(model)), scheme, optimizer)
+    memory = plan.memory()
+    fixed = (memory.trainable_parameters, memory.gradient_bytes, memory.optimizer_bytes)
+    return _Runner(scheme.name, plan.step, fixed, []), plan
+
+
+def _plain_runner(name: str, model: nn.Module, names: list[str] | None, scheme: UpdateScheme,
+                  optimizer: OptimizerConfig) -> _Runner:
+    """Plain training of a copy of `model`: the named parameters train, or all of them for None."""
+    model = copy.deepcopy(model)
+    trainable = list(model.parameters()) if names is None else [model.get_parameter(n) for n in names]
+    plain = PlainTraining(model, trainable, scheme, optimizer)
+    return _Runner(name, plain.step, plain.fixed_bytes(), [])
+
+
+def _row(runner: _Runner, warmup: int) -> dict:
+    timed = runner.reports[warmup:-1]
+    parameters, grads, optimizer_state = runner.fixed
+    saved = runner.reports[-2].saved_bytes
+    return {"name": runner.name, "step_ms": statistics.median(r.step_ms for r in timed),
+            "first_step_ms": runner.reports[0].step_ms, "trainable_parameters": parameters,
+            "saved_bytes": saved, "gradient_bytes": grads, "optimizer_bytes": optimizer_state,
+            "training_bytes": saved + grads + optimizer_state, "peak_rss_growth": runner.reports[-1].peak_rss_growth,
+            "loss": runner.reports[-2].loss}
+
+
+def run_engine_bench(model: nn.Module, batch: torch.Tensor, schemes: list[UpdateScheme], repeats: int = 20,
+                     optimizer: OptimizerConfig | None = None, naive_of: str = "sparse", warmup: int = 2) -> dict:
+    """Time `repeats` steps of every scheme and reference on one fixed batch, round-robin so load hits all alike.
+
+    Each runs on its own copy of `model`. The last step of each measures peak RSS growth. Prints a table, returns
+    the rows with ratios to full fine-tuning (and to naive freezing for `naive_of`).
+    """
+    optimizer = optimizer or OptimizerConfig()
+    runners, plans = [], {}
+    runners.append(_plain_runner(FULL_REFERENCE, model, None, UpdateScheme(FULL_REFERENCE), optimizer))
+    for scheme in schemes:
+        runner, plans[scheme.name] = _plan_runner(model, scheme, optimizer)
+        runners.append(runner)
+    if naive_of in plans:
+        plan = plans[naive_of]
+        runners.append(_plain_runner(NAIVE_REFERENCE.format(naive_of), model, _touched_parameter_names(plan),
+                                     plan.scheme, optimizer))
+    for _ in range(warmup + repeats):
+        for runner in runners:
+            runner.reports.append(runner.step(batch))
+    for runner in runners:
+        runner.reports.append(runner.step(batch, measure_peak=True))
+    for plan in plans.values():
+        plan.close()
+    rows = [_row(runner, warmup) for runner in runners]
+    _add_ratios(rows, naive_of)
+    result = {"batch": list(batch.shape), "threads": torch.get_num_threads(), "repeats": repeats,
+              "optimizer": optimizer.kind, "rows": rows}
+    print(format_bench(result))
+    return result
+
+
+def _add_ratios(rows: list[dict], naive_of: str) -> None:
+    full = rows[0]
+    naive = next((r for r in rows if r["name"] == NAIVE_REFERENCE.format(naive_of)), None)
+    for row in rows:
+        row["speedup_vs_full"] = full["step_ms"] / row["step_ms"]
+        row["memory_ratio_vs_full"] = full["training_bytes"] / max(row["training_bytes"], 1)
+        if naive is not None:
+            row["speedup_vs_naive"] = naive["step_ms"] / row["step_ms"]
+
+
+def format_bench(result: dict) -> str:
+    kib = 1024
+    lines = [f"engine bench: batch {result['batch']}, {result['threads']} thread(s), {result['repeats']} steps, "
+             f"{result['optimizer']}; memory = saved activations + gradients + optimizer state",
+             f"{'scheme':<34} {'step ms':>8} {'x full':>7} {'x naive':>8} {'train KiB':>10} {'x less':>7} "
+             f"{'saved KiB':>10} {'peak RSS KiB':>13} {'trainable':>10}"]
+    for r in result["rows"]:
+        naive = f"{r['speedup_vs_naive']:>8.2f}" if "speedup_vs_naive" in r else f"{'':>8}"
+        peak = "n/a" if r["peak_rss_growth"] is None else f"{r['peak_rss_growth'] / kib:.0f}"
+        lines.append(f"{r['name']:<34} {r['step_ms']:>8.2f} {r['speedup_vs_full']:>7.2f} {naive} "
+                     f"{r['training_bytes'] / kib:>10.0f} {r['memory_ratio_vs_full']:>7.2f} "
+                     f"{r['saved_bytes'] / kib:>10.0f} {peak:>13} {r['trainable_parameters']:>10,}")
+    return "\n".join(lines)

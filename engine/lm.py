@@ -1,0 +1,47 @@
+"""Staging for a GPT-style language model: embedding, pre-norm residual sublayers, head; batches of token rows.
+
+A block with `ln_1`, `attn`, `ln_2`, `mlp` becomes two stages, so a cut can fall between attention and MLP.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engine.staged import Stage, StagedModel
+
+
+def next_token_pairs(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows (batch, T + 1) become inputs (batch, T) and the next tokens as targets."""
+    return batch[:, :-1], batch[:, 1:]
+
+
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), ignore_index=-1)
+
+
+def _attention_stage(path: str, block: nn.Module) -> Stage:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return x + block.attn(block.ln_1(x))[0]
+    return Stage(f"{path}.attn", run, (block.ln_1, block.attn), mixes_positions=True)
+
+
+def _mlp_stage(path: str, block: nn.Module) -> Stage:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return x + block.mlp(block.ln_2(x))
+    return Stage(f"{path}.mlp", run, (block.ln_2, block.mlp), mixes_positions=False)
+
+
+def staged_lm(model: nn.Module) -> StagedModel:
+    """`model.embed(idx)`, the blocks of `model.blocks`, and `model.head(x)` over `model.ln_f` and `model.lm_head`.
+
+    Each block runs as `x + attn(ln_1(x))[0]` then `x + mlp(ln_2(x))`, as the model's own blocks do.
+    """
+    stages = [Stage("embed", model.embed, (model.wte, model.wpe))]
+    paths = []
+    for i, block in enumerate(model.blocks):
+        path = f"blocks.{i}"
+        paths.append(path)
+        stages += [_attention_stage(path, block), _mlp_stage(path, block)]
+    stages.append(Stage("head", model.head, (model.ln_f, model.lm_head), mixes_positions=False))
+    return StagedModel(model, tuple(stages), tuple(paths), next_token_loss, next_token_pairs, positions_dim=1)

@@ -1,0 +1,120 @@
+"""Measuring what a training step costs in memory: bytes autograd saves for backward, and peak RSS growth.
+
+Saved tensors are counted by storage (views of one buffer count once); persistent tensors such as weights are left out.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def storage_key(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+class SavedTensorCounter:
+    """Context manager counting the distinct storages autograd saves for backward, except `persistent` ones."""
+
+    def __init__(self, persistent: Iterable[torch.Tensor] = ()):
+        self._persistent = {storage_key(t) for t in persistent}
+        self._seen: dict[int, int] = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        key = storage_key(t)
+        if key not in self._persistent:
+            self._seen[key] = t.untyped_storage().nbytes()
+        return t
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._seen.values())
+
+    def __enter__(self) -> "SavedTensorCounter":
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _release_free_heap() -> None:
+    """Give freed heap pages back to the system, so the next allocations show up as RSS growth (glibc only)."""
+    name = ctypes.util.find_library("c")
+    if name:
+        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+
+
+class PeakRssGrowth:
+    """Context manager: how far the resident set size peaks above its level at entry (Linux; None elsewhere)."""
+
+    def __init__(self) -> None:
+        self.bytes: int | None = None
+        self._start: int | None = None
+
+    def __enter__(self) -> "PeakRssGrowth":
+        _release_free_heap()
+        try:
+            _CLEAR_REFS.write_text("5")  # resets the peak (VmHWM) to the current RSS
+        except OSError:
+            return self
+        self._start = _status_kb("VmRSS")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        peak = _status_kb("VmHWM")
+        if self._start is not None and peak is not None:
+            self.bytes = max(0, peak - self._start) * 1024
+
+
+def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of distinct storages among `tensors`."""
+    sizes = {storage_key(t): t.untyped_storage().nbytes() for t in tensors}
+    return sum(sizes.values())
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """A plan's memory: what it holds by construction, and what its steps were measured to use.
+
+    `planned_saved_bytes` is one sample's forward traced at plan time, times the batch size;
+    `measured_saved_bytes` is the last step's. Training memory = saved activations + gradients + optimizer state.
+    """
+
+    parameter_bytes: int
+    trainable_parameters: int
+    trainable_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    cache_bytes: int
+    planned_saved_bytes: int | None
+    measured_saved_bytes: int | None
+    peak_rss_growth: int | None
+
+    @property
+    def training_bytes(self) -> int | None:
+        saved = self.measured_saved_bytes
+        return None if saved is None else saved + self.gradient_bytes + self.optimizer_bytes
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "training_bytes": self.training_bytes}

@@ -1,0 +1,312 @@
+"""Compiling an update scheme against a staged model into a TrainPlan, and running its lean training steps.
+
+Everything is decided once: which tensors train, where backprop stops, split weights, the cached prefix, the optimizer.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from fnmatch import fnmatch
+
+import torch
+import torch.nn as nn
+
+from engine.adapters import Lora, LinearAdapter, PartialChannels
+from engine.memory import MemoryReport, PeakRssGrowth, SavedTensorCounter, tensor_bytes
+from engine.optimizer import OptimizerConfig
+from engine.prefix_cache import PrefixCache, sample_key
+from engine.scheme import PartRule, UpdateScheme
+from engine.staged import Batch, StagedModel
+
+NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+DEFAULT_CACHE_BYTES = 64 << 20
+
+
+@dataclass
+class ModuleUpdate:
+    """The union of every rule that selects one module."""
+
+    bias: bool = False
+    weight: float = 0.0
+    lora_rank: int = 0
+
+    def add(self, rule: PartRule) -> None:
+        self.bias |= rule.bias
+        self.weight = max(self.weight, rule.weight)
+        self.lora_rank = max(self.lora_rank, rule.lora_rank)
+        if self.weight and self.lora_rank:
+            raise ValueError("a module cannot train both its weight and a LoRA adapter")
+
+
+def _relative_path(path: str, block: str) -> str | None:
+    if not block or path == block:
+        return "" if path == block else path
+    return path[len(block) + 1:] if path.startswith(block + ".") else None
+
+
+def resolve(scheme: UpdateScheme, staged: StagedModel) -> dict[str, ModuleUpdate]:
+    """Module path -> what trains in it, for every module with parameters of its own that some rule selects."""
+    modules = [path for path, m in staged.module.named_modules() if next(m.parameters(recurse=False), None) is not None]
+    updates: dict[str, ModuleUpdate] = {}
+    for rule in scheme.rules:
+        scopes = [staged.block_paths[i] for i in rule.block_indices(len(staged.block_paths))] if rule.blocks else [""]
+        for scope in scopes:
+            for path in modules:
+                relative = _relative_path(path, scope)
+                if relative is not None and any(fnmatch(relative, pattern) for pattern in rule.modules):
+                    updates.setdefault(path, ModuleUpdate()).add(rule)
+    return updates
+
+
+@dataclass(frozen=True)
+class StepReport:
+    loss: float
+    step_ms: float
+    saved_bytes: int
+    cache_hits: int
+    cache_misses: int
+    peak_rss_growth: int | None = None
+
+
+def _shared_parameters(module: nn.Module) -> set[int]:
+    """Parameters used by more than one module (tied weights)."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    for m in module.modules():
+        for p in m.parameters(recurse=False):
+            (shared if id(p) in seen else seen).add(id(p))
+    return shared
+
+
+class TrainPlan:
+    """A compiled scheme: call `step(batch)` repeatedly; `memory()`, `delta()` and `load_delta()` report and restore.
+
+    After every step the model's own tensors hold the trained weights (split and LoRA weights are written back), so
+    plain inference on the module sees them. `close()` gives the module back its own forward and gradient flags.
+    """
+
+    def __init__(self, staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig | None = None,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+        self.staged, self.scheme = staged, scheme
+        self.optimizer_config = optimizer or OptimizerConfig()
+        module = staged.module
+        self._requires_grad = {id(p): p.requires_grad for p in module.parameters()}
+        module.requires_grad_(False)
+        self.trainable: dict[str, nn.Parameter] = {}
+        self.adapters: dict[str, LinearAdapter] = {}
+        try:
+            self._attach(resolve(scheme, staged))
+            if not self.trainable:
+                raise ValueError(f"scheme {scheme.name!r} selects no tensor of this model")
+        except Exception:
+            self._release()
+            raise
+        self.cut = self._find_cut()
+        self._slice_at = self._find_slice()
+        prefix_modules = [m for stage in staged.stages[:self.cut] for m in stage.modules]
+        watched = [t for m in prefix_modules for t in (*m.parameters(), *m.buffers())]
+        self.cache = PrefixCache(watched, cache_bytes)
+        self.optimizer = self.optimizer_config.build(self.trainable.values())
+        self._persistent = [*module.parameters(), *module.buffers(), *self.trainable.values(),
+                            *(t for a in self.adapters.values() for t in a.extra_tensors().values())]
+        self._planned_saved: dict[tuple, int] = {}
+        self._last: StepReport | None = None
+
+    # --- compiling -------------------------------------------------------------------------------------------
+    def _attach(self, updates: dict[str, ModuleUpdate]) -> None:
+        modules = dict(self.staged.module.named_modules())
+        shared = _shared_parameters(self.staged.module)
+        for path, update in updates.items():
+            m = modules[path]
+            names = []
+            if update.bias:
+                names += ["bias"] + (["weight"] if isinstance(m, NORMS) else [])
+            if update.weight == 1.0:
+                names.append("weight")
+            for name in dict.fromkeys(names):
+                p = getattr(m, name, None)
+                if isinstance(p, nn.Parameter):
+                    p.requires_grad_(True)
+                    self.trainable.setdefault(self._parameter_name(p), p)
+            if 0.0 < update.weight < 1.0 or update.lora_rank:
+                if id(m.weight) in shared:
+                    raise ValueError(f"{path}.weight is shared with another module; it can only train whole")
+                adapter = PartialChannels(m, update.weight) if update.weight else Lora(m, update.lora_rank)
+                self.adapters[path] = adapter
+                self.trainable.update({f"{path}.{k}": v for k, v in adapter.trainable().items()})
+
+    def _parameter_name(self, p: nn.Parameter) -> str:
+        return next(name for name, q in self.staged.module.named_parameters() if q is p)
+
+    def _find_cut(self) -> int:
+        touched = {id(p) for p in self.trainable.values()} | {id(a.linear.weight) for a in self.adapters.values()}
+        return next(i for i, stage in enumerate(self.staged.stages) if stage.parameters() & touched)
+
+    def _find_slice(self) -> int:
+        """The stage boundary after which every stage is position-wise: the loss's positions can be cut there."""
+        if self.scheme.loss_last_fraction == 1.0:
+            return len(self.staged.stages)
+        if self.staged.positions_dim is None:
+            raise ValueError("loss_last_fraction < 1 needs a model with positions (positions_dim)")
+        at = len(self.staged.stages)
+        while at > self.cut and not self.staged.stages[at - 1].mixes_positions:
+            at -= 1
+        return at
+
+    # --- running ---------------------------------------------------------------------------------------------
+    def _loss_positions(self, targets: torch.Tensor) -> int | None:
+        if self.scheme.loss_last_fraction == 1.0:
+            return None
+        return self.scheme.loss_positions(targets.shape[self.staged.positions_dim])
+
+    def _newest(self, x: torch.Tensor, positions: int | None) -> torch.Tensor:
+        if positions is None:
+            return x
+        dim = self.staged.positions_dim
+        return x.narrow(dim, x.shape[dim] - positions, positions).clone()
+
+    def _run_stages(self, x: torch.Tensor, start: int, stop: int, positions: int | None) -> torch.Tensor:
+        for i in range(start, stop):
+            x = self.staged.stages[i].run(x)
+            if i + 1 == self._slice_at:
+                x = self._newest(x, positions)
+        return x
+
+    def _prefix(self, inputs: torch.Tensor, positions: int | None, sample_ids: list | None,
+                use_cache: bool) -> tuple[torch.Tensor, int]:
+        """The cut's input for every sample (from the cache where possible) and how many samples were cached."""
+        if self.cut == 0:
+            return (self._newest(inputs, positions) if self._slice_at == 0 else inputs), 0
+        if not use_cache:
+            with torch.no_grad():
+                return self._run_stages(inputs, 0, self.cut, positions), 0
+        self.cache.check()
+        keys = sample_ids if sample_ids is not None else [sample_key(row) for row in inputs]
+        rows = [self.cache.get(key) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            with torch.no_grad():
+                computed = self._run_stages(inputs[missing], 0, self.cut, positions)
+            for i, row in zip(missing, computed):
+                rows[i] = row.clone()
+                self.cache.put(keys[i], rows[i])
+        return torch.stack(rows), len(rows) - len(missing)
+
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, sample_ids: list | None,
+              use_cache: bool = True) -> tuple[torch.Tensor, int]:
+        positions = self._loss_positions(targets)
+        x, hits = self._prefix(inputs, positions, sample_ids, use_cache)
+        x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
+        return self.staged.loss(x, self._newest(targets, positions)), hits
+
+    def _forward_backward(self, batch: Batch, sample_ids: list | None) -> tuple[float, int, int, int]:
+        inputs, targets = self.staged.split_batch(batch)
+        with SavedTensorCounter(self._persistent) as saved:
+            loss, hits = self._loss(inputs, targets, sample_ids)
+        loss.backward()
+        return loss.item(), saved.bytes, hits, len(inputs) - hits
+
+    def step(self, batch: Batch, sample_ids: list | None = None, measure_peak: bool = False) -> StepReport:
+        """One training step. `sample_ids` (one hashable per sample) key the prefix cache; by default the
+        samples' contents do. `measure_peak` also measures peak RSS growth (slower: it trims the heap first)."""
+        peak = PeakRssGrowth() if measure_peak else nullcontext()
+        with peak:
+            start = time.perf_counter()
+            loss, saved, hits, misses = self._forward_backward(batch, sample_ids)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            for adapter in self.adapters.values():
+                adapter.write_back()
+            step_ms = (time.perf_counter() - start) * 1000
+        self._last = StepReport(loss, step_ms, saved, hits, misses, peak.bytes if measure_peak else None)
+        return self._last
+
+    def gradients(self, batch: Batch, sample_ids: list | None = None) -> tuple[float, dict[str, torch.Tensor]]:
+        """The loss and the gradient of every trained tensor for `batch`, without updating anything."""
+        loss, *_ = self._forward_backward(batch, sample_ids)
+        grads = {name: p.grad.clone() for name, p in self.trainable.items()}
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss, grads
+
+    @torch.no_grad()
+    def evaluate(self, batch: Batch) -> float:
+        """The scheme's loss on `batch` with the current weights (no cache, no update)."""
+        return self._loss(*self.staged.split_batch(batch), None, use_cache=False)[0].item()
+
+    # --- reporting and restoring -----------------------------------------------------------------------------
+    def planned_saved_bytes(self, batch: Batch) -> int:
+        """Bytes saved for backward, planned from one sample's forward traced once per batch shape."""
+        inputs, targets = self.staged.split_batch(batch)
+        shape = (tuple(inputs.shape), tuple(targets.shape))
+        if shape not in self._planned_saved:
+            with SavedTensorCounter(self._persistent) as saved:
+                self._loss(inputs[:1], targets[:1], None, use_cache=False)
+            self._planned_saved[shape] = saved.bytes * len(inputs)
+        return self._planned_saved[shape]
+
+    def memory(self, batch: Batch | None = None) -> MemoryReport:
+        trainable = list(self.trainable.values())
+        trainable_bytes = tensor_bytes(trainable)
+        return MemoryReport(
+            parameter_bytes=tensor_bytes(self._persistent),
+            trainable_parameters=sum(p.numel() for p in trainable),
+            trainable_bytes=trainable_bytes,
+            gradient_bytes=trainable_bytes,
+            optimizer_bytes=trainable_bytes * self.optimizer_config.state_per_parameter,
+            cache_bytes=self.cache.bytes,
+            planned_saved_bytes=None if batch is None else self.planned_saved_bytes(batch),
+            measured_saved_bytes=None if self._last is None else self._last.saved_bytes,
+            peak_rss_growth=None if self._last is None else self._last.peak_rss_growth,
+        )
+
+    def delta(self) -> dict[str, torch.Tensor]:
+        """Current values (not differences) of every trained tensor, plus the input channels of split weights.
+
+        Names are parameter paths ("blocks.3.ln_2.bias") or a split Linear's path with "weight.columns" /
+        "weight.channels", or "lora_a" / "lora_b".
+        """
+        tensors = {name: p.detach().clone() for name, p in self.trainable.items()}
+        for path, adapter in self.adapters.items():
+            tensors.update({f"{path}.{k}": v.clone() for k, v in adapter.layout().items()})
+        return tensors
+
+    @torch.no_grad()
+    def load_delta(self, delta: dict[str, torch.Tensor]) -> None:
+        """Set the trained tensors to `delta` (as given by `delta()`), write them into the model, reset the optimizer."""
+        expected = self.delta()
+        if set(delta) != set(expected):
+            raise ValueError(f"delta does not fit this plan: missing {sorted(set(expected) - set(delta))}, "
+                             f"unexpected {sorted(set(delta) - set(expected))}")
+        for name, value in delta.items():
+            if name in self.trainable:
+                self.trainable[name].copy_(value)
+            elif not torch.equal(value, expected[name]):
+                raise ValueError(f"{name} differs: the delta was trained on other channels")
+        for adapter in self.adapters.values():
+            adapter.write_back()
+        self.optimizer = self.optimizer_config.build(self.trainable.values())
+
+    def _release(self) -> None:
+        for adapter in self.adapters.values():
+            adapter.detach()
+        self.adapters = {}
+        for p in self.staged.module.parameters():
+            p.requires_grad_(self._requires_grad.get(id(p), p.requires_grad))
+
+    def close(self) -> None:
+        """Give the module back its forward methods and gradient flags; trained weights stay in it."""
+        self._release()
+        self.cache.clear()
+
+    def __enter__(self) -> "TrainPlan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def compile_plan(staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig | None = None,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES) -> TrainPlan:
+    """Compile `scheme` against `staged`: the returned plan holds the module's gradient flags until `close()`."""
+    return TrainPlan(staged, scheme, optimizer, cache_bytes)
