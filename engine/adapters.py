@@ -15,8 +15,9 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, t.shape[-1])
 
 
-def _bias_grad(ctx, grad: torch.Tensor) -> torch.Tensor | None:
-    return _rows(grad).sum(0) if ctx.needs_input_grad[2] else None
+def bias_grad(grad: torch.Tensor, needed: bool) -> torch.Tensor | None:
+    """The gradient of a Linear's bias from the gradient of its output, if `needed`."""
+    return _rows(grad).sum(0) if needed else None
 
 
 class _PartialChannelLinear(torch.autograd.Function):
@@ -33,7 +34,7 @@ class _PartialChannelLinear(torch.autograd.Function):
         x_slice, weight = ctx.saved_tensors
         grad_x = grad @ weight if ctx.needs_input_grad[0] else None
         grad_columns = _rows(grad).t() @ _rows(x_slice) if ctx.needs_input_grad[3] else None
-        return grad_x, None, _bias_grad(ctx, grad), grad_columns, None
+        return grad_x, None, bias_grad(grad, ctx.needs_input_grad[2]), grad_columns, None
 
 
 class _LoraLinear(torch.autograd.Function):
@@ -53,7 +54,7 @@ class _LoraLinear(torch.autograd.Function):
         grad_rows = _rows(grad)
         grad_a = ctx.scale * (grad_rows @ lora_b).t() @ _rows(x) if ctx.needs_input_grad[3] else None
         grad_b = ctx.scale * grad_rows.t() @ _rows(down) if ctx.needs_input_grad[4] else None
-        return grad_x, None, _bias_grad(ctx, grad), grad_a, grad_b, None
+        return grad_x, None, bias_grad(grad, ctx.needs_input_grad[2]), grad_a, grad_b, None
 
 
 class LinearAdapter:

@@ -8,7 +8,7 @@ import copy
 import statistics
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
@@ -22,6 +22,16 @@ from engine.scheme import UpdateScheme
 
 FULL_REFERENCE = "pytorch full fine-tuning"
 NAIVE_REFERENCE = "naive freezing of {}"
+
+
+@dataclass(frozen=True)
+class FixedCost:
+    """What a way of training holds whatever the step: trainable parameters, model, gradient and optimizer bytes."""
+
+    trainable_parameters: int
+    model_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
 
 
 class PlainTraining:
@@ -53,10 +63,10 @@ class PlainTraining:
             step_ms = (time.perf_counter() - start) * 1000
         return StepReport(loss.item(), step_ms, saved.bytes, 0, 0, peak.bytes if measure_peak else None)
 
-    def fixed_bytes(self) -> tuple[int, int, int]:
-        """Trainable parameters, gradient bytes, optimizer-state bytes."""
+    def fixed_cost(self) -> FixedCost:
         size = tensor_bytes(self.trainable)
-        return sum(p.numel() for p in self.trainable), size, size * self.state_per_parameter
+        return FixedCost(sum(p.numel() for p in self.trainable), tensor_bytes(self._persistent), size,
+                         size * self.state_per_parameter)
 
 
 def _touched_parameter_names(plan: TrainPlan) -> list[str]:
@@ -70,14 +80,15 @@ def _touched_parameter_names(plan: TrainPlan) -> list[str]:
 class _Runner:
     name: str
     step: Callable[..., StepReport]
-    fixed: tuple[int, int, int]
+    fixed: FixedCost
     reports: list[StepReport]
 
 
 def _plan_runner(model: nn.Module, scheme: UpdateScheme, optimizer: OptimizerConfig) -> tuple[_Runner, TrainPlan]:
     plan = compile_plan(staged_lm(copy.deepcopy(model)), scheme, optimizer)
     memory = plan.memory()
-    fixed = (memory.trainable_parameters, memory.gradient_bytes, memory.optimizer_bytes)
+    fixed = FixedCost(memory.trainable_parameters, memory.parameter_bytes, memory.gradient_bytes,
+                      memory.optimizer_bytes)
     return _Runner(scheme.name, plan.step, fixed, []), plan
 
 
@@ -87,18 +98,17 @@ def _plain_runner(name: str, model: nn.Module, names: list[str] | None, scheme: 
     model = copy.deepcopy(model)
     trainable = list(model.parameters()) if names is None else [model.get_parameter(n) for n in names]
     plain = PlainTraining(model, trainable, scheme, optimizer)
-    return _Runner(name, plain.step, plain.fixed_bytes(), [])
+    return _Runner(name, plain.step, plain.fixed_cost(), [])
 
 
 def _row(runner: _Runner, warmup: int) -> dict:
     timed = runner.reports[warmup:-1]
-    parameters, grads, optimizer_state = runner.fixed
+    fixed = runner.fixed
     saved = runner.reports[-2].saved_bytes
     return {"name": runner.name, "step_ms": statistics.median(r.step_ms for r in timed),
-            "first_step_ms": runner.reports[0].step_ms, "trainable_parameters": parameters,
-            "saved_bytes": saved, "gradient_bytes": grads, "optimizer_bytes": optimizer_state,
-            "training_bytes": saved + grads + optimizer_state, "peak_rss_growth": runner.reports[-1].peak_rss_growth,
-            "loss": runner.reports[-2].loss}
+            "first_step_ms": runner.reports[0].step_ms, **asdict(fixed), "saved_bytes": saved,
+            "training_bytes": saved + fixed.gradient_bytes + fixed.optimizer_bytes,
+            "peak_rss_growth": runner.reports[-1].peak_rss_growth, "loss": runner.reports[-2].loss}
 
 
 def run_engine_bench(model: nn.Module, batch: torch.Tensor, schemes: list[UpdateScheme], repeats: int = 20,
@@ -148,11 +158,12 @@ def format_bench(result: dict) -> str:
     lines = [f"engine bench: batch {result['batch']}, {result['threads']} thread(s), {result['repeats']} steps, "
              f"{result['optimizer']}; memory = saved activations + gradients + optimizer state",
              f"{'scheme':<34} {'step ms':>8} {'x full':>7} {'x naive':>8} {'train KiB':>10} {'x less':>7} "
-             f"{'saved KiB':>10} {'peak RSS KiB':>13} {'trainable':>10}"]
+             f"{'saved KiB':>10} {'peak RSS KiB':>13} {'model KiB':>10} {'trainable':>10}"]
     for r in result["rows"]:
         naive = f"{r['speedup_vs_naive']:>8.2f}" if "speedup_vs_naive" in r else f"{'':>8}"
         peak = "n/a" if r["peak_rss_growth"] is None else f"{r['peak_rss_growth'] / kib:.0f}"
         lines.append(f"{r['name']:<34} {r['step_ms']:>8.2f} {r['speedup_vs_full']:>7.2f} {naive} "
                      f"{r['training_bytes'] / kib:>10.0f} {r['memory_ratio_vs_full']:>7.2f} "
-                     f"{r['saved_bytes'] / kib:>10.0f} {peak:>13} {r['trainable_parameters']:>10,}")
+                     f"{r['saved_bytes'] / kib:>10.0f} {peak:>13} {r['model_bytes'] / kib:>10.0f} "
+                     f"{r['trainable_parameters']:>10,}")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -97,7 +97,7 @@ def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
 class MemoryReport:
     """A plan's memory: what it holds by construction, and what its steps were measured to use.
 
-    `planned_saved_bytes` is one sample's forward traced at plan time, times the batch size;
+    `planned_saved_bytes` comes from forwards of one and two samples traced by the plan, scaled to the batch;
     `measured_saved_bytes` is the last step's. Training memory = saved activations + gradients + optimizer state.
     """
 
@@ -115,6 +115,3 @@ class MemoryReport:
     def training_bytes(self) -> int | None:
         saved = self.measured_saved_bytes
         return None if saved is None else saved + self.gradient_bytes + self.optimizer_bytes
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "training_bytes": self.training_bytes}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from fnmatch import fnmatch
 
 import torch
 import torch.nn as nn
@@ -16,47 +15,12 @@ from engine.adapters import Lora, LinearAdapter, PartialChannels
 from engine.memory import MemoryReport, PeakRssGrowth, SavedTensorCounter, tensor_bytes
 from engine.optimizer import OptimizerConfig
 from engine.prefix_cache import PrefixCache, sample_key
-from engine.scheme import PartRule, UpdateScheme
+from engine.quant import Int8Weight
+from engine.resolve import NORMS, ModuleUpdate, resolve, shared_parameters
+from engine.scheme import UpdateScheme
 from engine.staged import Batch, StagedModel
 
-NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 DEFAULT_CACHE_BYTES = 64 << 20
-
-
-@dataclass
-class ModuleUpdate:
-    """The union of every rule that selects one module."""
-
-    bias: bool = False
-    weight: float = 0.0
-    lora_rank: int = 0
-
-    def add(self, rule: PartRule) -> None:
-        self.bias |= rule.bias
-        self.weight = max(self.weight, rule.weight)
-        self.lora_rank = max(self.lora_rank, rule.lora_rank)
-        if self.weight and self.lora_rank:
-            raise ValueError("a module cannot train both its weight and a LoRA adapter")
-
-
-def _relative_path(path: str, block: str) -> str | None:
-    if not block or path == block:
-        return "" if path == block else path
-    return path[len(block) + 1:] if path.startswith(block + ".") else None
-
-
-def resolve(scheme: UpdateScheme, staged: StagedModel) -> dict[str, ModuleUpdate]:
-    """Module path -> what trains in it, for every module with parameters of its own that some rule selects."""
-    modules = [path for path, m in staged.module.named_modules() if next(m.parameters(recurse=False), None) is not None]
-    updates: dict[str, ModuleUpdate] = {}
-    for rule in scheme.rules:
-        scopes = [staged.block_paths[i] for i in rule.block_indices(len(staged.block_paths))] if rule.blocks else [""]
-        for scope in scopes:
-            for path in modules:
-                relative = _relative_path(path, scope)
-                if relative is not None and any(fnmatch(relative, pattern) for pattern in rule.modules):
-                    updates.setdefault(path, ModuleUpdate()).add(rule)
-    return updates
 
 
 @dataclass(frozen=True)
@@ -69,21 +33,13 @@ class StepReport:
     peak_rss_growth: int | None = None
 
 
-def _shared_parameters(module: nn.Module) -> set[int]:
-    """Parameters used by more than one module (tied weights)."""
-    seen: set[int] = set()
-    shared: set[int] = set()
-    for m in module.modules():
-        for p in m.parameters(recurse=False):
-            (shared if id(p) in seen else seen).add(id(p))
-    return shared
-
-
 class TrainPlan:
     """A compiled scheme: call `step(batch)` repeatedly; `memory()`, `delta()` and `load_delta()` report and restore.
 
     After every step the model's own tensors hold the trained weights (split and LoRA weights are written back), so
-    plain inference on the module sees them. `close()` gives the module back its own forward and gradient flags.
+    plain inference on the module sees them; a caller that runs inference in another thread must not let it overlap
+    a step. `close()` gives the module back its own forward and gradient flags. The module's train/eval mode is the
+    caller's; use eval mode for modules with batch statistics (the prefix cache is per sample).
     """
 
     def __init__(self, staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig | None = None,
@@ -95,28 +51,32 @@ class TrainPlan:
         module.requires_grad_(False)
         self.trainable: dict[str, nn.Parameter] = {}
         self.adapters: dict[str, LinearAdapter] = {}
+        self.int8: dict[str, Int8Weight] = {}
         try:
             self._attach(resolve(scheme, staged))
             if not self.trainable:
                 raise ValueError(f"scheme {scheme.name!r} selects no tensor of this model")
+            if scheme.frozen_int8:
+                self._hold_frozen_as_int8()
+            self.cut = self._find_cut()
+            self._slice_at = self._find_slice()
         except Exception:
             self._release()
             raise
-        self.cut = self._find_cut()
-        self._slice_at = self._find_slice()
         prefix_modules = [m for stage in staged.stages[:self.cut] for m in stage.modules]
         watched = [t for m in prefix_modules for t in (*m.parameters(), *m.buffers())]
         self.cache = PrefixCache(watched, cache_bytes)
         self.optimizer = self.optimizer_config.build(self.trainable.values())
         self._persistent = [*module.parameters(), *module.buffers(), *self.trainable.values(),
-                            *(t for a in self.adapters.values() for t in a.extra_tensors().values())]
+                            *(t for a in self.adapters.values() for t in a.extra_tensors().values()),
+                            *(t for q in self.int8.values() for t in q.tensors())]
         self._planned_saved: dict[tuple, int] = {}
         self._last: StepReport | None = None
 
     # --- compiling -------------------------------------------------------------------------------------------
     def _attach(self, updates: dict[str, ModuleUpdate]) -> None:
         modules = dict(self.staged.module.named_modules())
-        shared = _shared_parameters(self.staged.module)
+        shared = shared_parameters(self.staged.module)
         for path, update in updates.items():
             m = modules[path]
             names = []
@@ -135,6 +95,13 @@ class TrainPlan:
                 adapter = PartialChannels(m, update.weight) if update.weight else Lora(m, update.lora_rank)
                 self.adapters[path] = adapter
                 self.trainable.update({f"{path}.{k}": v for k, v in adapter.trainable().items()})
+
+    def _hold_frozen_as_int8(self) -> None:
+        shared = shared_parameters(self.staged.module)
+        for path, m in self.staged.module.named_modules():
+            if (isinstance(m, nn.Linear) and path not in self.adapters and not m.weight.requires_grad
+                    and id(m.weight) not in shared):
+                self.int8[path] = Int8Weight(m, self._requires_grad[id(m.weight)])
 
     def _parameter_name(self, p: nn.Parameter) -> str:
         return next(name for name, q in self.staged.module.named_parameters() if q is p)
@@ -236,16 +203,22 @@ class TrainPlan:
 
     # --- reporting and restoring -----------------------------------------------------------------------------
     def planned_saved_bytes(self, batch: Batch) -> int:
-        """Bytes saved for backward, planned from one sample's forward traced once per batch shape."""
+        """Bytes saved for backward, planned per batch shape: forwards of one and of two samples are traced,
+        and the per-sample and fixed parts they show are scaled to the batch size."""
         inputs, targets = self.staged.split_batch(batch)
         shape = (tuple(inputs.shape), tuple(targets.shape))
         if shape not in self._planned_saved:
-            with SavedTensorCounter(self._persistent) as saved:
-                self._loss(inputs[:1], targets[:1], None, use_cache=False)
-            self._planned_saved[shape] = saved.bytes * len(inputs)
+            one, two = (self._traced_saved_bytes(inputs[:n], targets[:n]) for n in (1, 2))
+            self._planned_saved[shape] = one + (two - one) * (len(inputs) - 1)
         return self._planned_saved[shape]
 
+    def _traced_saved_bytes(self, inputs: torch.Tensor, targets: torch.Tensor) -> int:
+        with SavedTensorCounter(self._persistent) as saved:
+            self._loss(inputs, targets, None, use_cache=False)
+        return saved.bytes
+
     def memory(self, batch: Batch | None = None) -> MemoryReport:
+        """What the plan holds, what its last step measured, and (given a batch) the saved bytes it plans for it."""
         trainable = list(self.trainable.values())
         trainable_bytes = tensor_bytes(trainable)
         return MemoryReport(
@@ -290,7 +263,9 @@ class TrainPlan:
     def _release(self) -> None:
         for adapter in self.adapters.values():
             adapter.detach()
-        self.adapters = {}
+        for weight in self.int8.values():
+            weight.release()
+        self.adapters, self.int8 = {}, {}
         for p in self.staged.module.parameters():
             p.requires_grad_(self._requires_grad.get(id(p), p.requires_grad))
 

@@ -59,6 +59,3 @@ class PrefixCache:
         while self.bytes > self._max_bytes:
             _, old = self._rows.popitem(last=False)
             self.bytes -= old.untyped_storage().nbytes()
-
-    def __len__(self) -> int:
-        return len(self._rows)

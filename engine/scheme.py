@@ -52,12 +52,16 @@ class PartRule:
 
 @dataclass(frozen=True)
 class UpdateScheme:
-    """A named set of rules; `loss_last_fraction` < 1 puts the loss on the newest positions of each sequence only."""
+    """A named set of rules; `loss_last_fraction` < 1 puts the loss on the newest positions of each sequence only.
+
+    `frozen_int8` holds the weights of frozen Linears as int8 while the plan runs (model memory, not training memory).
+    """
 
     name: str
     rules: tuple[PartRule, ...] = field(default_factory=tuple)
     loss_last_fraction: float = 1.0
     description: str = ""
+    frozen_int8: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.lm import staged_lm
-from engine.plan import resolve
+from engine.resolve import resolve
 from engine.scheme import PartRule, UpdateScheme, builtin_scheme
 from engine.staged import sequential_model
 from test_engine_fixtures import ALL_SCHEMES, SHIPPED_SPARSE, mlp, tiny_gpt

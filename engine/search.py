@@ -1,0 +1,132 @@
+"""Scheme search: the set of candidates with the largest summed gain whose training memory fits a budget.
+
+Exact (candidates tried in order of gain) where the space is small, evolutionary otherwise; memory is planned per set.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from engine.contribution import AnalysisConfig, Candidate, Contribution, ContributionAnalysis, scheme_of
+from engine.scheme import UpdateScheme
+
+Genome = tuple[int, ...]  # per group: 0 for nothing, i for the group's i-th option
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    exact_limit: int = 4096      # enumerate every combination up to this many
+    population: int = 24
+    generations: int = 40
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    scheme: UpdateScheme
+    chosen: tuple[Contribution, ...]
+    estimated_gain: float        # sum of the chosen candidates' gains alone
+    training_bytes: int
+    budget_bytes: int
+    method: str
+    sets_planned: int
+    measured_gain: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"scheme": self.scheme.to_dict(), "chosen": [c.candidate.name for c in self.chosen],
+                "estimated_gain": self.estimated_gain, "measured_gain": self.measured_gain,
+                "training_bytes": self.training_bytes, "budget_bytes": self.budget_bytes,
+                "method": self.method, "sets_planned": self.sets_planned}
+
+
+@dataclass
+class _Space:
+    """Candidates that helped, by group, with memoized memory of any set of them."""
+
+    groups: list[list[Contribution]]
+    cost_of: Callable[[list[Candidate]], int]
+    costs: dict[Genome, int] = field(default_factory=dict)
+
+    def chosen(self, genome: Genome) -> list[Contribution]:
+        return [options[i - 1] for options, i in zip(self.groups, genome) if i]
+
+    def gain(self, genome: Genome) -> float:
+        return sum(c.gain for c in self.chosen(genome))
+
+    def cost(self, genome: Genome) -> int:
+        if genome not in self.costs:
+            chosen = [c.candidate for c in self.chosen(genome)]
+            self.costs[genome] = self.cost_of(chosen) if chosen else 0
+        return self.costs[genome]
+
+    def size(self) -> int:
+        return math.prod(len(options) + 1 for options in self.groups)
+
+
+def _exact(space: _Space, budget: int) -> Genome:
+    """Every combination in order of summed gain; the first that fits is the best."""
+    genomes = itertools.product(*(range(len(options) + 1) for options in space.groups))
+    for genome in sorted(genomes, key=space.gain, reverse=True):
+        if space.cost(genome) <= budget:
+            return genome
+    raise AssertionError("the empty set always fits")
+
+
+def _evolve(space: _Space, budget: int, config: SearchConfig) -> Genome:
+    rng = random.Random(config.seed)
+    empty = tuple(0 for _ in space.groups)
+
+    def fitness(genome: Genome) -> float:
+        cost = space.cost(genome)
+        return space.gain(genome) if cost <= budget else -cost / budget
+
+    def mutate(genome: Genome) -> Genome:
+        genes = list(genome)
+        g = rng.randrange(len(genes))
+        genes[g] = rng.randrange(len(space.groups[g]) + 1)
+        return tuple(genes)
+
+    def cross(a: Genome, b: Genome) -> Genome:
+        return tuple(rng.choice(pair) for pair in zip(a, b))
+
+    population = [empty] + [mutate(empty) for _ in range(config.population - 1)]
+    for _ in range(config.generations):
+        population = sorted(set(population), key=fitness, reverse=True)[:config.population // 2]
+        children = [mutate(cross(rng.choice(population), rng.choice(population)))
+                    for _ in range(config.population - len(population))]
+        population += children
+    return max(population, key=fitness)
+
+
+def search_scheme(table: list[Contribution], budget_bytes: int, cost_of: Callable[[list[Candidate]], int],
+                  analysis: AnalysisConfig, config: SearchConfig = SearchConfig(), name: str = "sparse"
+                  ) -> SearchResult:
+    """The best set of helpful candidates (at most one per group) whose planned training memory fits."""
+    groups: dict[str, list[Contribution]] = {}
+    for contribution in table:
+        if contribution.gain > 0:
+            groups.setdefault(contribution.candidate.group, []).append(contribution)
+    space = _Space(list(groups.values()), cost_of)
+    exact = space.size() <= config.exact_limit
+    best = _exact(space, budget_bytes) if exact else _evolve(space, budget_bytes, config)
+    if space.cost(best) > budget_bytes:
+        best = tuple(0 for _ in space.groups)
+    chosen = space.chosen(best)
+    scheme = scheme_of(name, [c.candidate for c in chosen], analysis)
+    description = f"searched: best summed gain under {budget_bytes / 1024:.0f} KiB of training memory"
+    return SearchResult(UpdateScheme(scheme.name, scheme.rules, scheme.loss_last_fraction, description),
+                        tuple(chosen), space.gain(best), space.cost(best), budget_bytes,
+                        "exact" if exact else "evolutionary", len(space.costs))
+
+
+def analyse_and_search(analysis: ContributionAnalysis, budget_bytes: int, config: SearchConfig = SearchConfig(),
+                       progress: Callable[[int, int, str], None] | None = None
+                       ) -> tuple[list[Contribution], SearchResult]:
+    """Contribution table, then the search, then the found scheme's gain measured as a whole."""
+    table = analysis.run(progress)
+    result = search_scheme(table, budget_bytes, analysis.training_bytes, analysis.config, config)
+    measured = analysis.gain(result.scheme) if result.chosen else 0.0
+    return table, replace(result, measured_gain=measured)

@@ -1,0 +1,24 @@
+"""The engine benchmark runs every scheme beside plain PyTorch references and reports ratios (tiny model, few steps)."""
+from dataclasses import replace
+
+from engine.bench import FULL_REFERENCE, NAIVE_REFERENCE, run_engine_bench
+from engine.scheme import BUILTIN_SCHEMES
+from test_engine_fixtures import SHIPPED_SPARSE, tiny_gpt, token_batch
+
+
+def test_bench_reports_every_scheme_and_both_references(capsys):
+    model = tiny_gpt()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    int8 = replace(SHIPPED_SPARSE, name="sparse-int8", frozen_int8=True)
+    result = run_engine_bench(model, token_batch(rows=4, length=17), [*BUILTIN_SCHEMES.values(), SHIPPED_SPARSE, int8],
+                              repeats=2, warmup=1)
+    names = [row["name"] for row in result["rows"]]
+    assert names == [FULL_REFERENCE, *BUILTIN_SCHEMES, "sparse", "sparse-int8", NAIVE_REFERENCE.format("sparse")]
+    rows = {row["name"]: row for row in result["rows"]}
+    full, engine_full, sparse = rows[FULL_REFERENCE], rows["full"], rows["sparse"]
+    assert engine_full["training_bytes"] == full["training_bytes"]
+    assert sparse["training_bytes"] < full["training_bytes"] / 5
+    assert rows["sparse-int8"]["model_bytes"] < sparse["model_bytes"]
+    assert all(row["step_ms"] > 0 and "speedup_vs_naive" in row for row in result["rows"])
+    assert "naive freezing of sparse" in capsys.readouterr().out
+    assert all((model.state_dict()[k] == v).all() for k, v in before.items())  # the caller's model is untouched
