@@ -67,6 +67,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    return _bench_engine(args) if args.target == "engine" else _bench_predict(args)
+
+
+def _bench_engine(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from engine.bench import run_engine_bench
+    from engine.scheme import BUILTIN_SCHEMES, UpdateScheme
+    from models import SCHEMES_DIR
+    from models.checkpoint import load_model
+
+    torch.set_num_threads(1)
+    model = load_model(args.model)
+    sparse = UpdateScheme.from_json((SCHEMES_DIR / "sparse.json").read_text())
+    schemes = [*BUILTIN_SCHEMES.values(), sparse, dataclasses.replace(sparse, name="sparse-int8", frozen_int8=True)]
+    batch = torch.randint(0, model.config.vocab_size, (8, 65), generator=torch.Generator().manual_seed(0))
+    result = run_engine_bench(model, batch, schemes, repeats=args.repeats)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _bench_predict(args: argparse.Namespace) -> int:
     from app.bench_predict import bench_predict
     from app.loading import load_predictor, read_eval_texts
 
@@ -131,9 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("bench", help="benchmarks: predict (suggestion latency)")
-    p.add_argument("target", choices=["predict"])
-    p.add_argument("--keystrokes", type=int, default=2000)
+    p = sub.add_parser("bench", help="benchmarks: predict (suggestion latency), engine (training step cost)")
+    p.add_argument("target", choices=["predict", "engine"])
+    p.add_argument("--keystrokes", type=int, default=2000, help="predict: keystrokes to time")
+    p.add_argument("--repeats", type=int, default=20, help="engine: timed steps per scheme")
     p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_bench)

@@ -8,3 +8,4 @@ MODELS_DIR = Path(__file__).resolve().parent
 TOKENIZER_PATH = MODELS_DIR / "tokenizer.model"
 BASE_DIR = MODELS_DIR / "base"
 PRIOR_PATH = MODELS_DIR / "word_prior.npz"
+SCHEMES_DIR = MODELS_DIR / "schemes"

@@ -51,3 +51,12 @@ def test_piped_terminal_mode(shipped_predictor):
 def test_accept_replaces_the_typed_prefix():
     assert accept("Thank you ve", "very") == "Thank you very "
     assert accept("I don'", "t") == "I don't "
+
+
+def test_bench_engine_writes_json(tmp_path, capsys):
+    out = tmp_path / "engine.json"
+    assert main(["bench", "engine", "--repeats", "1", "--json", str(out)]) == 0
+    assert "pytorch full fine-tuning" in capsys.readouterr().out
+    rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
+    assert {"sparse", "lora", "naive freezing of sparse"} <= set(rows)
+    assert rows["sparse"]["trainable_parameters"] < rows["pytorch full fine-tuning"]["trainable_parameters"]
