@@ -138,6 +138,23 @@ def _cmd_build_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search_scheme(args: argparse.Namespace) -> int:
+    from app.scheme_search import search, user_texts, write_results
+    from models import SCHEMES_DIR
+    from models.tokenizer import Tokenizer
+
+    if not Path(args.users).exists():
+        return _fail(f"no such users file: {args.users}")
+    tokenizer = Tokenizer(TOKENIZER_PATH)
+    users = user_texts(args.users, tokenizer, args.limit, args.chars)
+    table, result = search(args.model, tokenizer, users, args.budget_kb * 1024)
+    write_results(table, result, Path(args.out) if args.out else SCHEMES_DIR / "sparse.json", Path(args.docs))
+    print(f"{result.method} search over {result.sets_planned} planned sets: {', '.join(c.candidate.name for c in result.chosen)}")
+    print(f"estimated gain {result.estimated_gain:.4f} nats/token, measured {result.measured_gain:.4f}; "
+          f"training memory {result.training_bytes / 1024:.0f} KiB of {args.budget_kb} KiB")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocketkb", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(BASE_DIR), help="model folder (default: the shipped base)")
@@ -174,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache-dir", default="runs/tokens", help="where tokenised corpora are cached")
     p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("search-scheme", help="contribution analysis and search for the sparse update scheme")
+    p.add_argument("--budget-kb", type=int, required=True, help="training-memory budget of the scheme")
+    p.add_argument("--users", required=True, help="users .jsonl.xz file (earlier text trains, later text measures)")
+    p.add_argument("--limit", type=int, default=8, help="users to use")
+    p.add_argument("--chars", type=int, default=20_000, help="characters per user")
+    p.add_argument("--out", help="scheme JSON to write (default: the shipped models/schemes/sparse.json)")
+    p.add_argument("--docs", default="docs", help="where the contribution table and plot go")
+    p.set_defaults(func=_cmd_search_scheme)
 
     p = sub.add_parser("build-prior", help="count the pretraining text into the compact word prior")
     p.add_argument("--corpus", nargs="+", required=True, help="the pretraining corpus files")
