@@ -13,6 +13,8 @@ from pathlib import Path
 from models import BASE_DIR, PRIOR_PATH, TOKENIZER_PATH
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+PRESAGE_DB = Path(__file__).resolve().parent.parent / "runs" / "presage" / "blogs_dd.db"
+STOCK_PRESAGE_DB = Path("/usr/share/presage/database_en.db")
 
 
 def _fail(message: str) -> int:
@@ -55,6 +57,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     systems = [SystemResult("pocketkb neural LM alone", run_predictor(texts, args.model, args.processes, 0.0)),
                SystemResult("pocketkb LM + count prior",
                             run_predictor(texts, args.model, args.processes, predictor.config.prior_weight))]
+    systems += _presage_systems(texts, args)
     rows = [s.to_dict() for s in systems]
     ppl = perplexity(predictor.model, predictor.tokenizer, texts)
     title = f"{Path(args.file).name}: {len(texts)} text(s), {chars:,} chars, 3 suggestions, no learning"
@@ -63,6 +66,37 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"file": str(args.file), "texts": len(texts), "chars": chars,
                                                "systems": rows, **ppl}, indent=2))
+    return 0
+
+
+def _presage_systems(texts: list, args: argparse.Namespace) -> list:
+    """Presage with its stock database and with one built from our pretraining text, learning off."""
+    from app.evaluate import SystemResult
+    from app.presage_eval import presage_ksr
+    from app.presage_peer import presage_available
+
+    if args.no_presage:
+        return []
+    if not presage_available():
+        print("Presage is not installed (make presage): its rows are left out")
+        return []
+    out = []
+    for name, db in (("Presage, stock database", STOCK_PRESAGE_DB),
+                     ("Presage, DB from our pretraining text", Path(args.presage_db))):
+        if not db.exists():
+            print(f"{db} is missing (pocketkb presage-db builds it): '{name}' is left out")
+            continue
+        out.append(SystemResult(name, presage_ksr([t.text for t in texts], db, processes=args.processes)))
+    return out
+
+
+def _cmd_presage_db(args: argparse.Namespace) -> int:
+    from app.presage_db import build_presage_db
+
+    missing = [c for c in args.corpus if not Path(c).exists()]
+    if missing:
+        return _fail(f"no such corpus file: {missing[0]}")
+    build_presage_db(args.corpus, args.out)
     return 0
 
 
@@ -171,7 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=20, help="users to take from a users file")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--presage-db", default=str(PRESAGE_DB), help="Presage database built from our pretraining text")
+    p.add_argument("--no-presage", action="store_true", help="leave Presage out")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("presage-db", help="build Presage's n-gram database from the pretraining text")
+    p.add_argument("--corpus", nargs="+", required=True, help="the pretraining corpus files")
+    p.add_argument("--out", default=str(PRESAGE_DB))
+    p.set_defaults(func=_cmd_presage_db)
 
     p = sub.add_parser("bench", help="benchmarks: predict (suggestion latency), engine (training step cost)")
     p.add_argument("target", choices=["predict", "engine"])

@@ -49,6 +49,8 @@ def count_ngrams(documents: Iterable[str], chunk_words: int = 4_000_000, total_c
             bar.update(chars)
     _reduce_chunk(pending, parts)
     bar.close()
+    if len(index) >= _BASE:
+        raise ValueError(f"{len(index):,} distinct words: n-gram keys hold at most {int(_BASE):,}")
     words = [""] * len(index)
     for w, i in index.items():
         words[i] = w

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.corpus import training_documents
-from models.ngram_counts import NgramCounts, count_ngrams
+from models.ngram_counts import NgramCounts
+from models.ngrams import corpus_counts
 from models.safe_io import atomic_write_bytes
 
 DISCOUNT = 0.75
@@ -188,7 +188,6 @@ def build_tables(counts: NgramCounts, max_words: int = 60_000, min_bigram: int =
 
 def build_prior(corpora: list[str | Path], out: str | Path, max_words: int = 60_000) -> PriorTables:
     """Count the pretraining text (held-out documents excluded) and save the pruned prior."""
-    chars = sum(Path(p).stat().st_size * (3.5 if str(p).endswith(".xz") else 1.0) for p in corpora)
-    tables = build_tables(count_ngrams(training_documents(corpora), total_chars=chars), max_words=max_words)
+    tables = build_tables(corpus_counts(corpora), max_words=max_words)
     tables.save(out)
     return tables

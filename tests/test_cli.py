@@ -19,7 +19,7 @@ def test_eval_writes_table_and_json(tmp_path, capsys):
     text = tmp_path / "text.txt"
     text.write_text(TEXT)
     out = tmp_path / "eval.json"
-    assert main(["eval", str(text), "--chars", "200", "--processes", "1", "--json", str(out)]) == 0
+    assert main(["eval", str(text), "--chars", "200", "--processes", "1", "--no-presage", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "KSR" in printed and "perplexity" in printed
     result = json.loads(out.read_text())

@@ -1,0 +1,71 @@
+"""Keystroke savings of Presage on many texts, one worker process per text at a time, results cached as JSON.
+
+A cached result is keyed by the text, the database file's content and the peer's settings, so reruns are instant.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+
+from app.ksr import KsrResult, simulate
+from app.presage_peer import PresagePeer, peer_settings
+
+CACHE_DIR = Path(__file__).resolve().parents[1] / "runs" / "presage" / "cache"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(text: str, db_sha256: str, online_learning: bool) -> str:
+    """The database enters by content (not path); the settings enter without paths, which vary per run."""
+    settings = {k: v for k, v in peer_settings("", online_learning).items() if not k.endswith("DBFILENAME")}
+    identity = {"text": hashlib.sha256(text.encode()).hexdigest(), "db": db_sha256, "settings": settings}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def result_from_dict(data: dict) -> KsrResult:
+    return KsrResult(**{**data, "curve": [tuple(pair) for pair in data["curve"]]})
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write then rename, so an interrupted run leaves no half file (models.safe_io would pull torch into workers)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _simulate_text(job: tuple[str, str, bool]) -> KsrResult:
+    text, db, online_learning = job
+    with PresagePeer(db, online_learning) as peer:
+        return simulate(text, peer.suggest)
+
+
+def presage_ksr(texts: list[str], db: str | Path, online_learning: bool = False, processes: int = 2,
+                cache_dir: str | Path = CACHE_DIR) -> list[KsrResult]:
+    """KSR of Presage on each text (a fresh peer per text), `processes` texts at a time; cached texts are not rerun."""
+    cache_dir = Path(cache_dir)
+    db_sha256 = file_sha256(db)
+    keys = [cache_key(text, db_sha256, online_learning) for text in texts]
+    done = {key: result_from_dict(json.loads((cache_dir / f"{key}.json").read_text())["result"])
+            for key in set(keys) if (cache_dir / f"{key}.json").exists()}
+    todo = {key: text for key, text in zip(keys, texts) if key not in done}
+    if todo:
+        with mp.get_context("spawn").Pool(max(1, min(processes, len(todo)))) as pool:
+            jobs = [(text, str(db), online_learning) for text in todo.values()]
+            for count, (key, result) in enumerate(zip(todo, pool.imap(_simulate_text, jobs)), start=1):
+                _write_json(cache_dir / f"{key}.json", {"db": str(db), "online_learning": online_learning,
+                                                        "result": dataclasses.asdict(result)})
+                done[key] = result
+                print(f"presage: {count}/{len(todo)} texts, KSR {result.ksr:.2f}%", file=sys.stderr, flush=True)
+    return [done[key] for key in keys]
