@@ -94,7 +94,7 @@ def perplexity(model: GPT, tokenizer: Tokenizer, texts: list[EvalText]) -> dict[
 
 
 def format_table(rows: list[dict], title: str) -> str:
-    lines = [title, f"{'system':<34} {'KSR %':>7} {'top-1 %':>8} {'top-3 %':>8} {'words':>7}"]
+    lines = [title, f"{'system':<40} {'KSR %':>7} {'top-1 %':>8} {'top-3 %':>8} {'words':>7}"]
     for r in rows:
-        lines.append(f"{r['system']:<34} {r['ksr']:>7.2f} {r['top1']:>8.2f} {r['top3']:>8.2f} {r['words']:>7}")
+        lines.append(f"{r['system']:<40} {r['ksr']:>7.2f} {r['top1']:>8.2f} {r['top3']:>8.2f} {r['words']:>7}")
     return "\n".join(lines)
