@@ -37,6 +37,7 @@ class PretrainConfig:
     lr: float = 1.5e-3
     min_lr: float = 1e-4
     warmup_tokens: int = 500_000
+    rewarm_steps: int = 200         # fresh Adam moments on resume (state not kept): ramp the lr up again
     weight_decay: float = 0.1
     checkpoint_minutes: float = 5.0
     eval_windows: int = 256
@@ -124,9 +125,9 @@ def evaluate(model: GPT, arrays: list[np.ndarray], block: int, windows: int, cha
 
 
 def _train_step(model: GPT, opt: torch.optim.AdamW, sampler: WindowSampler, cfg: PretrainConfig,
-                state: dict, tokens_per_step: int) -> None:
+                state: dict, tokens_per_step: int, ramp: float) -> None:
     t0 = time.monotonic()
-    state["lr"] = learning_rate(cfg, state["tokens"])
+    state["lr"] = learning_rate(cfg, state["tokens"]) * ramp
     for group in opt.param_groups:
         group["lr"] = state["lr"]
     batch = sampler.batch(state["step"], cfg.batch_size)
@@ -156,8 +157,12 @@ def pretrain(cfg: PretrainConfig) -> dict:
         state = {"step": 0, "tokens": 0, "seconds": 0.0, "evals": []}
     gcfg = model.config
     opt = _optimizer(model, cfg)
+    rewarm = 0
     if (out / OPTIMIZER_FILE).exists() and state["step"] > 0:
         _load_optimizer(opt, model, load_tensors(out / OPTIMIZER_FILE))
+    elif state["step"] > 0:
+        rewarm = cfg.rewarm_steps
+        print(f"no optimizer state: the learning rate ramps up again over {rewarm} steps")
     sampler = WindowSampler([s.train for s in splits], cfg.weights, gcfg.block_size, cfg.seed)
     tokens_per_step = cfg.batch_size * gcfg.block_size
     print(f"model {model.num_params():,} parameters, {tokens_per_step} tokens/step, "
@@ -174,10 +179,13 @@ def pretrain(cfg: PretrainConfig) -> dict:
     model.train()
     ema_loss, window_start, window_tokens = None, time.monotonic(), 0
     steps_left = cfg.max_steps if cfg.max_steps is not None else float("inf")
+    run_steps = 0
     try:
         while time.monotonic() < deadline and state["tokens"] < cfg.total_tokens and steps_left > 0:
             steps_left -= 1
-            _train_step(model, opt, sampler, cfg, state, tokens_per_step)
+            run_steps += 1
+            ramp = min(1.0, run_steps / rewarm) if rewarm else 1.0
+            _train_step(model, opt, sampler, cfg, state, tokens_per_step, ramp)
             ema_loss = state["train_loss"] if ema_loss is None else 0.98 * ema_loss + 0.02 * state["train_loss"]
             window_tokens += tokens_per_step
             rate = window_tokens / max(1e-9, time.monotonic() - window_start)

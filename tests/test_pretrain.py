@@ -7,7 +7,7 @@ import torch
 from models import TOKENIZER_PATH
 from models.checkpoint import load_model
 from models.corpus import read_documents, read_users
-from models.pretrain import PretrainConfig, pretrain
+from models.pretrain import PretrainConfig, learning_rate, pretrain
 
 TINY = {"vocab_size": 0, "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}
 
@@ -51,3 +51,14 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
         assert torch.allclose(x, y, atol=1e-6), name
     state = json.loads((tmp_path / "resumed" / "pretrain_state.json").read_text())
     assert state["step"] == 6 and len(state["evals"]) == 2
+
+
+def test_resume_without_optimizer_state_ramps_the_learning_rate_up_again(tmp_path, capsys):
+    pretrain(_cfg(tmp_path, "run", max_steps=3))
+    (tmp_path / "run" / "optimizer.safetensors").unlink()
+    pretrain(_cfg(tmp_path, "run", max_steps=1, rewarm_steps=4))
+    assert "ramps up again" in capsys.readouterr().out
+    state = json.loads((tmp_path / "run" / "pretrain_state.json").read_text())
+    full = PretrainConfig(corpora=[], weights=[], out_dir="", tokenizer="", total_tokens=16 * 16 * 6,
+                          warmup_tokens=512)
+    assert abs(state["lr"] - learning_rate(full, 3 * 256) / 4) < 1e-9
