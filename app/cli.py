@@ -1,4 +1,4 @@
-"""The `pocketkb` command line: predict, eval, bench, pretrain and the interactive terminal predictor.
+"""The `pocketkb` command line: predict, eval, simulate, bench, pretrain, the personal model, and the terminal predictor.
 
 Each subcommand parses its own arguments and calls into the headless parts.
 """
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from models import BASE_DIR, PRIOR_PATH, TOKENIZER_PATH
+from models import BASE_DIR, GENERAL_REPLAY_PATH, PRIOR_PATH, TOKENIZER_PATH
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 PRESAGE_DB = Path(__file__).resolve().parent.parent / "runs" / "presage" / "blogs_dd.db"
@@ -189,6 +189,74 @@ def _cmd_search_scheme(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_session(args: argparse.Namespace, background: bool = False):
+    from app.loading import load_predictor
+    from app.session import Session, SessionConfig
+    from app.store import Store
+
+    return Session(load_predictor(args.model), Store(args.data), config=SessionConfig(background=background),
+                   base_dir=args.model)
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    session = _open_session(args)
+    session.reset()
+    session.close()
+    print(f"back to the base model: personal model and history removed from {session.store.folder}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    session = _open_session(args)
+    try:
+        session.export(args.path, with_history=args.with_history)
+    except OSError as err:
+        return _fail(f"cannot write {args.path}: {err.strerror}")
+    finally:
+        session.close()
+    extra = " and history" if args.with_history else ""
+    print(f"personal model{extra} written to {args.path}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from app.personal_file import PersonalFileError
+
+    session = _open_session(args)
+    try:
+        session.import_file(args.path)
+    except PersonalFileError as err:
+        return _fail(f"not imported, nothing changed: {err}")
+    finally:
+        session.close()
+    print(f"imported {args.path}: {len(session.learner.deltas())} personalised tensors, mode {session.learner.mode}")
+    return 0
+
+
+def _cmd_build_replay(args: argparse.Namespace) -> int:
+    from models.checkpoint import load_model
+    from models.general_replay import build
+    from models.tokenizer import Tokenizer
+
+    lines = build(load_model(args.model), Tokenizer(TOKENIZER_PATH), args.out, args.samples)
+    print(f"{len(lines)} passages written by {args.model} -> {args.out}")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from app.learner import MODES
+    from app.loading import read_eval_texts
+    from app.replay_report import report
+
+    if not Path(args.users).exists():
+        return _fail(f"no such users file: {args.users}")
+    unknown = [m for m in args.modes if m not in MODES]
+    if unknown:
+        return _fail(f"unknown mode {unknown[0]!r}; modes: {', '.join(MODES)}")
+    texts = read_eval_texts(args.users, args.chars, args.limit)
+    return report(texts, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocketkb", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(BASE_DIR), help="model folder (default: the shipped base)")
@@ -241,6 +309,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="scheme JSON to write (default: the shipped models/schemes/sparse.json)")
     p.add_argument("--docs", default="docs", help="where the contribution table and plot go")
     p.set_defaults(func=_cmd_search_scheme)
+
+    p = sub.add_parser("simulate", help="replay users' posts through the learner, per update mode, beside Presage")
+    p.add_argument("--users", required=True, help="users .jsonl.xz file (posts are typed in date order)")
+    p.add_argument("--limit", type=int, default=12, help="users to replay")
+    p.add_argument("--chars", type=int, default=20_000, help="characters per user")
+    p.add_argument("--modes", nargs="+", default=["off", "sparse", "full"], help="update modes to compare")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--presage-db", default=str(PRESAGE_DB), help="Presage database built from our pretraining text")
+    p.add_argument("--no-presage", action="store_true", help="leave Presage out")
+    p.add_argument("--docs", default="docs", help="where the JSON and the plot go")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("reset", help="back to the base model: delete the personal model and the typed history")
+    p.add_argument("--data", help="data folder (default: the user data folder)")
+    p.set_defaults(func=_cmd_reset)
+
+    p = sub.add_parser("export", help="write the personal model (and optionally the history) to one file")
+    p.add_argument("path")
+    p.add_argument("--with-history", action="store_true", help="include the typed sentences and blocked words")
+    p.add_argument("--data", help="data folder (default: the user data folder)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("import", help="replace the personal model with an exported file, after checking it")
+    p.add_argument("path")
+    p.add_argument("--data", help="data folder (default: the user data folder)")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("build-replay", help="write the base model's own text, replayed against forgetting")
+    p.add_argument("--out", default=str(GENERAL_REPLAY_PATH))
+    p.add_argument("--samples", type=int, default=256)
+    p.set_defaults(func=_cmd_build_replay)
 
     p = sub.add_parser("build-prior", help="count the pretraining text into the compact word prior")
     p.add_argument("--corpus", nargs="+", required=True, help="the pretraining corpus files")

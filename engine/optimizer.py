@@ -16,6 +16,7 @@ class OptimizerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9        # SGD only
+    beta1: float = 0.9           # AdamW's first-moment decay; 0 makes each step follow its own gradient alone
 
     def __post_init__(self) -> None:
         if self.kind not in ("adamw", "sgd"):
@@ -24,7 +25,7 @@ class OptimizerConfig:
     def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
         params = list(params)
         if self.kind == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.AdamW(params, lr=self.lr, betas=(self.beta1, 0.999), weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     @property

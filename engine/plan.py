@@ -201,6 +201,16 @@ class TrainPlan:
         """The scheme's loss on `batch` with the current weights (no cache, no update)."""
         return self._loss(*self.staged.split_batch(batch), None, use_cache=False)[0].item()
 
+    @torch.no_grad()
+    def evaluate_rows(self, batch: Batch, sample_ids: list | None = None) -> list[float]:
+        """Per sample, the scheme's loss with the current weights; the frozen prefix comes from the cache."""
+        inputs, targets = self.staged.split_batch(batch)
+        positions = self._loss_positions(targets)
+        x, _ = self._prefix(inputs, positions, sample_ids, use_cache=True)
+        x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
+        targets = self._newest(targets, positions)
+        return [self.staged.loss(x[i:i + 1], targets[i:i + 1]).item() for i in range(len(inputs))]
+
     # --- reporting and restoring -----------------------------------------------------------------------------
     def planned_saved_bytes(self, batch: Batch) -> int:
         """Bytes saved for backward, planned per batch shape: forwards of one and of two samples are traced,

@@ -60,3 +60,33 @@ def test_bench_engine_writes_json(tmp_path, capsys):
     rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
     assert {"sparse", "lora", "naive freezing of sparse"} <= set(rows)
     assert rows["sparse"]["trainable_parameters"] < rows["pytorch full fine-tuning"]["trainable_parameters"]
+
+
+def _users_file(tmp_path):
+    posts = [{"date": f"2004-01-{d:02d}", "text": "Thank you very much for the cake. I don't know what to say."}
+             for d in range(1, 4)]
+    path = tmp_path / "users.jsonl"
+    path.write_text(json.dumps({"user": "1", "posts": posts}) + "\n")
+    return path
+
+
+def test_simulate_writes_table_json_and_plot(tmp_path, capsys):
+    args = ["simulate", "--users", str(_users_file(tmp_path)), "--limit", "1", "--chars", "400",
+            "--modes", "off", "sparse", "--processes", "1", "--no-presage", "--docs", str(tmp_path / "docs")]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "last 1/4" in printed and "sparse vs off" in printed
+    result = json.loads((tmp_path / "docs" / "simulate.json").read_text())
+    assert set(result["rows"]) == {"off", "sparse"} and result["rows"]["sparse"]["accepted"] >= 1
+    assert (tmp_path / "docs" / "simulate_ksr.svg").read_text().startswith("<svg")
+    assert main(["simulate", "--users", str(tmp_path / "users.jsonl"), "--modes", "fast"]) == 2
+
+
+def test_export_import_reset_and_a_bad_import(tmp_path, capsys):
+    data = ["--data", str(tmp_path / "data")]
+    assert main(["export", str(tmp_path / "me.pkb"), "--with-history", *data]) == 0
+    assert main(["import", str(tmp_path / "me.pkb"), *data]) == 0
+    (tmp_path / "bad.pkb").write_bytes(b"\x80\x04K\x01.")  # a pickle
+    assert main(["import", str(tmp_path / "bad.pkb"), *data]) == 2
+    assert "nothing changed" in capsys.readouterr().err
+    assert main(["reset", *data]) == 0

@@ -1,0 +1,322 @@
+"""The learner: fine-tunes its own copy of the model on the user's finished sentences, in gated rounds of engine steps.
+
+A round is kept only if held-out user sentences and the base model's own general text do not get worse; else it rolls back.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import statistics
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from engine.lm import staged_lm
+from engine.optimizer import OptimizerConfig
+from engine.plan import TrainPlan, compile_plan
+from engine.scheme import UpdateScheme, builtin_scheme
+from models import SCHEMES_DIR
+from models.gpt import GPT
+from models.tokenizer import BOS_ID, Tokenizer
+
+MODES = ("off", "sparse", "full", "bias-only", "last-block", "lora")
+Publish = Callable[[dict[str, torch.Tensor]], None]
+
+
+def _default_lr() -> dict[str, float]:
+    return {"sparse": 1e-3, "full": 1e-4, "bias-only": 3e-3, "last-block": 3e-4, "lora": 1e-3}
+
+
+@dataclass
+class LearnerConfig:
+    mode: str = "sparse"
+    window: int = 48                # tokens of context per training sample (each predicts the next token)
+    scored: int = 12                # newest positions of a window the held-out and general losses cover
+    context_sentences: int = 6      # earlier sentences joined in front of the one a window ends at
+    batch: int = 8                  # samples per step: newest sentences first, then replay of older ones
+    newest: int = 8                 # at most this many not-yet-learned sentences per step (a burst fills it)
+    general: int = 2                # samples per step from the base model's own text
+    steps_per_round: int = 2
+    budget_ms: float = 400.0        # a round stops taking steps once it has run this long
+    holdout_every: int = 5          # one sentence in this many is held out (chosen by a hash of its text)
+    holdout_size: int = 24          # newest held-out sentences that score each round
+    gate_tolerance: float = 0.002   # mean relative rise of held-out loss that rolls a round back
+    general_tolerance: float = 0.08  # rise of general-text loss over the base model's that rolls a round back
+    general_rows: int = 16          # passages of the base model's text the general check scores
+    general_every: int = 4          # rounds between general checks (a full forward pass; the held-out one is cheap)
+    lr: dict[str, float] = field(default_factory=_default_lr)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown update mode {self.mode!r}; modes: {', '.join(MODES)}")
+
+
+@dataclass
+class LearnerStats:
+    rounds_accepted: int = 0
+    rounds_rolled_back: int = 0
+    steps: int = 0
+    sentences_learned: int = 0
+    learn_ms: float = 0.0           # wall time of rounds: steps and gate evaluations
+    step_ms: float = 0.0            # wall time of the engine steps alone
+    last_loss: float | None = None
+    last_heldout: float | None = None
+    last_general: float | None = None
+    training_bytes: int | None = None  # measured by the engine on the last step: activations + grads + optimizer
+
+    def counters(self) -> dict[str, int]:
+        return {"rounds_accepted": self.rounds_accepted, "rounds_rolled_back": self.rounds_rolled_back,
+                "steps": self.steps, "sentences_learned": self.sentences_learned}
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    accepted: bool
+    steps: int
+    ms: float
+    reason: str = ""
+
+
+def load_scheme(mode: str, schemes_dir: Path = SCHEMES_DIR) -> UpdateScheme:
+    """The scheme a mode trains with: the searched sparse scheme shipped in models/schemes, or a built-in one."""
+    path = Path(schemes_dir) / f"{mode}.json"
+    if path.exists():
+        return UpdateScheme.from_dict(json.loads(path.read_text()))
+    return builtin_scheme(mode)
+
+
+def is_held_out(sentence: str, every: int) -> bool:
+    return zlib.crc32(sentence.encode("utf-8")) % every == 0
+
+
+class Learner:
+    """Trains a private copy of `model`; accepted rounds are handed to `publish` (parameter name -> new value).
+
+    Thread-safe: every public method takes the learner's lock, so a round runs whole before a mode switch, a reset
+    or a load takes effect.
+    """
+
+    def __init__(self, model: GPT, tokenizer: Tokenizer, general_text: list[str], config: LearnerConfig | None = None,
+                 publish: Publish | None = None, schemes_dir: Path = SCHEMES_DIR):
+        self.config = config or LearnerConfig()
+        self.tokenizer = tokenizer
+        self.publish = publish or (lambda tensors: None)
+        self.schemes_dir = Path(schemes_dir)
+        self.model = copy.deepcopy(model).eval()
+        self.base = {name: p.detach().clone() for name, p in self.model.named_parameters()}
+        self.stats = LearnerStats()
+        self.sentences: list[str] = []
+        self._learned_upto = 0
+        self._rejected: set[str] = set()  # sentences of rolled-back rounds: never replayed
+        self._rng = random.Random(self.config.seed)
+        self._lock = threading.RLock()
+        self._plan: TrainPlan | None = None
+        self._general = self._general_rows(general_text)
+        self._general_check = self._general[: self.config.general_rows]
+        self._base_general = self._mean_loss(self._general_check)
+        self._rounds = 0
+
+    # --- data ------------------------------------------------------------------------------------------------
+    def _general_rows(self, lines: list[str]) -> list[list[int]]:
+        rows = [[BOS_ID, *self.tokenizer.encode(line)][: self.config.window + 1] for line in lines]
+        return [row for row in rows if len(row) > self.config.scored]
+
+    def _window(self, index: int) -> list[int]:
+        """Tokens ending with sentence `index`, its predecessors in front, at most `window` + 1 of them."""
+        first = max(0, index - self.config.context_sentences)
+        ids = ([BOS_ID] if first == 0 else []) + self.tokenizer.encode(" ".join(self.sentences[first:index + 1]))
+        return ids[-(self.config.window + 1):]
+
+    @staticmethod
+    def _stack(rows: list[list[int]]) -> torch.Tensor:
+        """Rows cut to a common length from the left (the newest tokens are the ones that count)."""
+        length = min(len(row) for row in rows)
+        return torch.tensor([row[len(row) - length:] for row in rows], dtype=torch.long)
+
+    def _split(self) -> tuple[list[int], list[int]]:
+        """Indices of the sentences to train on (not held out, not in a rolled-back round) and of held-out ones."""
+        every = self.config.holdout_every
+        held, train = [], []
+        for i, sentence in enumerate(self.sentences):
+            if is_held_out(sentence, every):
+                held.append(i)
+            elif sentence not in self._rejected:
+                train.append(i)
+        return train, held
+
+    def _step_batch(self, train: list[int], fresh: list[int]) -> torch.Tensor:
+        cfg = self.config
+        older = [i for i in train if i < self._learned_upto]
+        replay = self._rng.sample(older, min(len(older), cfg.batch - len(fresh)))
+        rows = [self._window(i) for i in fresh + replay]
+        rows += self._rng.sample(self._general, min(cfg.general, len(self._general)))
+        return self._stack(rows)
+
+    # --- scoring ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _row_losses(self, rows: list[list[int]]) -> list[float]:
+        """Per row: mean next-token loss over its newest `scored` positions."""
+        if not rows:
+            return []
+        batch = self._stack(rows)
+        logits = self.model(batch[:, :-1])[:, -self.config.scored:]
+        targets = batch[:, 1:][:, -self.config.scored:]
+        losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+        return losses.view(len(rows), -1).mean(1).tolist()
+
+    def _mean_loss(self, rows: list[list[int]]) -> float:
+        losses = self._row_losses(rows)
+        return sum(losses) / len(losses) if losses else 0.0
+
+    def _verdict(self, before: list[float], after: list[float]) -> str:
+        """Why the round must roll back, or "" to keep it."""
+        values = after + [p.sum().item() for p in self._plan.trainable.values()]
+        if not all(map(math.isfinite, values)):
+            return "non-finite"
+        if before and statistics.fmean(a / b - 1 for a, b in zip(after, before)) > self.config.gate_tolerance:
+            return "held-out loss rose"
+        if self._rounds % self.config.general_every == 0:
+            general = self._mean_loss(self._general_check)
+            self.stats.last_general = general
+            if not math.isfinite(general) or general > self._base_general * (1 + self.config.general_tolerance):
+                return "general text loss rose"
+        return ""
+
+    def _heldout_losses(self, plan: TrainPlan, held: list[int]) -> list[float]:
+        rows = [self._window(i) for i in held[-self.config.holdout_size:]]
+        return plan.evaluate_rows(self._stack(rows)) if rows else []
+
+    # --- rounds ----------------------------------------------------------------------------------------------
+    def add(self, sentence: str) -> None:
+        with self._lock:
+            self.sentences.append(sentence)
+
+    def pending(self) -> int:
+        """Finished sentences not learned from yet (0 when learning is off)."""
+        with self._lock:
+            return 0 if self.config.mode == "off" else len(self.sentences) - self._learned_upto
+
+    def run_round(self) -> RoundResult | None:
+        """Learn from the newest sentences (with replay) for up to `steps_per_round` steps, then gate the result.
+
+        None when there is nothing new to learn from (or learning is off).
+        """
+        with self._lock:
+            train, held = self._split()
+            pending = [i for i in train if i >= self._learned_upto]
+            fresh = pending[-self.config.newest:]
+            if self.config.mode == "off" or not fresh:
+                self._learned_upto = len(self.sentences)
+                return None
+            start = time.perf_counter()
+            plan = self._ensure_plan()
+            held = [i for i in held if i < pending[0]]  # judged on text from before the round's own
+            before = self._heldout_losses(plan, held)
+            snapshot = plan.delta()
+            steps = 0
+            while steps < self.config.steps_per_round:
+                batch = self._step_batch(train, fresh)
+                report = plan.step(batch)
+                steps += 1
+                self.stats.step_ms += report.step_ms
+                self.stats.last_loss = report.loss
+                if (time.perf_counter() - start) * 1000 > self.config.budget_ms:
+                    break
+            after = self._heldout_losses(plan, held)
+            self._rounds += 1
+            reason = self._verdict(before, after)
+            self._learned_upto = len(self.sentences)
+            self.stats.steps += steps
+            self.stats.training_bytes = plan.memory().training_bytes
+            if reason:
+                plan.load_delta(snapshot)
+                self.stats.rounds_rolled_back += 1
+                self._rejected.update(self.sentences[i] for i in pending)
+            else:
+                self.stats.rounds_accepted += 1
+                self.stats.sentences_learned += len(fresh)
+                self.stats.last_heldout = sum(after) / len(after) if after else None
+                self.publish(self._touched())
+            ms = (time.perf_counter() - start) * 1000
+            self.stats.learn_ms += ms
+            return RoundResult(not reason, steps, ms, reason)
+
+    def _ensure_plan(self) -> TrainPlan:
+        if self._plan is None:
+            scheme = load_scheme(self.config.mode, self.schemes_dir)
+            # no momentum: a round's change comes from its own batches only, so the gate judges what it learned
+            optimizer = OptimizerConfig(lr=self.config.lr[self.config.mode], beta1=0.0)
+            self._plan = compile_plan(staged_lm(self.model), scheme, optimizer)
+        return self._plan
+
+    def _touched(self) -> dict[str, torch.Tensor]:
+        """The model parameters the current plan trains, as they are now."""
+        params = dict(self.model.named_parameters())
+        names = {name for name in self._plan.trainable if name in params}
+        names |= {f"{path}.weight" for path in self._plan.adapters}
+        return {name: params[name].detach().clone() for name in names}
+
+    def _close_plan(self) -> None:
+        if self._plan is not None:
+            self._plan.close()
+            self._plan = None
+
+    # --- modes and state -------------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    def set_mode(self, mode: str) -> None:
+        """What trains from now on; what was learned stays in the weights."""
+        if mode not in MODES:
+            raise ValueError(f"unknown update mode {mode!r}; modes: {', '.join(MODES)}")
+        with self._lock:
+            if mode != self.config.mode:
+                self._close_plan()
+                self.config.mode = mode
+                self._learned_upto = len(self.sentences)
+
+    def deltas(self) -> dict[str, torch.Tensor]:
+        """The personal model: current weights minus base, for every parameter that differs."""
+        with self._lock:
+            return {name: (p.detach() - self.base[name]).clone() for name, p in self.model.named_parameters()
+                    if not torch.equal(p, self.base[name])}
+
+    @torch.no_grad()
+    def load_deltas(self, deltas: dict[str, torch.Tensor], sentences: list[str]) -> None:
+        """Weights = base + `deltas` (missing names: base); `sentences` are the history already learned from."""
+        with self._lock:
+            self._close_plan()
+            for name, p in self.model.named_parameters():
+                p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
+            self.sentences = list(sentences)
+            self._learned_upto = len(self.sentences)
+            self.publish({name: p.detach().clone() for name, p in self.model.named_parameters()})
+
+    def replace_sentences(self, sentences: list[str]) -> None:
+        """The history changed under us (forget): learn on from what is left."""
+        with self._lock:
+            self.sentences = list(sentences)
+            self._learned_upto = min(self._learned_upto, len(self.sentences))
+            self._rejected &= set(self.sentences)
+
+    def heldout_loss(self, among_first: int | None = None) -> float | None:
+        """Mean loss on the newest held-out sentences (of the first `among_first` sentences) as the weights stand."""
+        with self._lock:
+            _, held = self._split()
+            held = [i for i in held if among_first is None or i < among_first]
+            losses = self._row_losses([self._window(i) for i in held[-self.config.holdout_size:]])
+            return sum(losses) / len(losses) if losses else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_plan()

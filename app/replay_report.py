@@ -1,0 +1,161 @@
+"""The replay benchmark's report: per-mode table beside Presage learning online, the gains asked of `sparse`, JSON, plot.
+
+KSR over the stream is pooled over users in tenths of each user's words; gains are means of per-user differences.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from html import escape
+from pathlib import Path
+
+from app.ksr import KsrResult
+from app.loading import EvalText
+from app.replay_bench import TAIL, StreamResult, run_replay
+
+BINS = 10
+COLOURS = ["#888888", "#3a7bd5", "#d55a3a", "#2aa876", "#9b59b6", "#e0a100", "#222222"]
+
+
+def binned_ksr(results: list[KsrResult], bins: int = BINS) -> list[float]:
+    """KSR in each tenth of the stream, pooled over users (each user's words cut into tenths)."""
+    cost, plain = [0] * bins, [0] * bins
+    for result in results:
+        n = len(result.curve)
+        for i, (c, p) in enumerate(result.curve):
+            b = min(bins - 1, i * bins // max(n, 1))
+            cost[b] += c
+            plain[b] += p
+    return [100.0 * (1 - c / p) if p else 0.0 for c, p in zip(cost, plain)]
+
+
+def curve_svg(series: dict[str, list[float]], title: str) -> str:
+    width, height, left, top, bottom = 640, 360, 50, 30, 40
+    values = [v for line in series.values() for v in line]
+    low, high = min(values) - 1, max(values) + 1
+    plot_w, plot_h = width - left - 150, height - top - bottom
+
+    def xy(i: int, v: float) -> str:
+        return f"{left + plot_w * (i + 0.5) / BINS:.1f},{top + plot_h * (high - v) / (high - low):.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             f'font-size="11">', f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#888"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#888"/>',
+             f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">tenth of each user\'s stream</text>',
+             f'<text x="12" y="{top + plot_h / 2}" transform="rotate(-90 12 {top + plot_h / 2})" '
+             f'text-anchor="middle">KSR %</text>']
+    for v in (low + 1, (low + high) / 2, high - 1):
+        y = top + plot_h * (high - v) / (high - low)
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{v:.1f}</text>')
+    for k, (name, line) in enumerate(series.items()):
+        colour = COLOURS[k % len(COLOURS)]
+        points = " ".join(xy(i, v) for i, v in enumerate(line))
+        parts += [f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>',
+                  f'<text x="{left + plot_w + 10}" y="{top + 14 * k + 10}" fill="{colour}">{escape(name)}</text>']
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _total(results: list[KsrResult]) -> KsrResult:
+    total = KsrResult()
+    for r in results:
+        total.add(r)
+    return total
+
+
+def mode_row(mode: str, streams: list[StreamResult]) -> dict:
+    total = _total([s.ksr for s in streams])
+    tail = _total([s.tail for s in streams])
+    steps = sum(s.stats["steps"] for s in streams)
+    memory = [s.stats["training_bytes"] for s in streams if s.stats["training_bytes"]]
+    return {"system": mode, "ksr": round(total.ksr, 2), "tail_ksr": round(tail.ksr, 2), "top3": round(total.top3, 2),
+            "learn_s": round(sum(s.stats["learn_ms"] for s in streams) / 1000, 1),
+            "step_ms": round(sum(s.stats["step_ms"] for s in streams) / steps, 1) if steps else 0.0,
+            "train_mib": round(max(memory) / 2**20, 2) if memory else 0.0,
+            "accepted": sum(s.stats["rounds_accepted"] for s in streams),
+            "rolled_back": sum(s.stats["rounds_rolled_back"] for s in streams),
+            "per_user_tail": [round(s.tail.ksr, 2) for s in streams]}
+
+
+def gains(rows: dict[str, dict], mode: str, reference: str = "off") -> dict:
+    """Per-user last-quarter KSR gain of `mode` over `reference`: mean, and how many users gained."""
+    diffs = [a - b for a, b in zip(rows[mode]["per_user_tail"], rows[reference]["per_user_tail"])]
+    return {"mean": round(statistics.mean(diffs), 2), "users_gained": sum(d > 0 for d in diffs), "users": len(diffs)}
+
+
+def format_rows(rows: list[dict], title: str) -> str:
+    head = (f"{'system':<34} {'KSR %':>6} {'last 1/4':>8} {'top-3':>6} {'learn s':>8} {'ms/step':>8} "
+            f"{'train MiB':>9} {'kept':>5} {'rolled':>6}")
+    lines = [title, head]
+    for r in rows:
+        lines.append(f"{r['system']:<34} {r['ksr']:>6.2f} {r['tail_ksr']:>8.2f} {r['top3']:>6.2f} "
+                     f"{r.get('learn_s', 0):>8.1f} {r.get('step_ms', 0):>8.1f} {r.get('train_mib', 0):>9.2f} "
+                     f"{r.get('accepted', 0):>5} {r.get('rolled_back', 0):>6}")
+    return "\n".join(lines)
+
+
+def _presage_row(texts: list[EvalText], args: argparse.Namespace) -> tuple[dict | None, list[KsrResult]]:
+    from app.presage_eval import presage_ksr
+    from app.presage_peer import presage_available
+
+    if args.no_presage:
+        return None, []
+    if not presage_available() or not Path(args.presage_db).exists():
+        print("Presage or its database is missing (make presage; pocketkb presage-db): its row is left out")
+        return None, []
+    results = presage_ksr([t.text for t in texts], args.presage_db, online_learning=True, processes=args.processes)
+    tail = _total([r.tail(TAIL) for r in results])
+    total = _total(results)
+    return ({"system": "Presage, our-text DB, learning online", "ksr": round(total.ksr, 2),
+             "tail_ksr": round(tail.ksr, 2), "top3": round(total.top3, 2),
+             "per_user_tail": [round(r.tail(TAIL).ksr, 2) for r in results]}, results)
+
+
+def summary(rows: dict[str, dict]) -> list[str]:
+    lines = []
+    for mode in rows:
+        if mode not in ("off", "presage") and "off" in rows:
+            g = gains(rows, mode)
+            lines.append(f"{mode} vs off, last quarter: {g['mean']:+.2f} KSR points on average, "
+                         f"{g['users_gained']} of {g['users']} users gained")
+    if {"sparse", "full", "off"} <= set(rows):
+        full, sparse = gains(rows, "full")["mean"], gains(rows, "sparse")["mean"]
+        share = sparse / full if full > 0 else float("nan")
+        time_ratio = rows["sparse"]["learn_s"] / rows["full"]["learn_s"] if rows["full"]["learn_s"] else float("nan")
+        lines.append(f"sparse reaches {100 * share:.0f}% of full's gain with {time_ratio:.2f}x its learning time")
+    if "presage" in rows and "sparse" in rows:
+        lines.append(f"sparse vs Presage learning online: {rows['sparse']['ksr'] - rows['presage']['ksr']:+.2f} KSR "
+                     f"points over the stream, {rows['sparse']['tail_ksr'] - rows['presage']['tail_ksr']:+.2f} "
+                     f"on the last quarter")
+    return lines
+
+
+def report(texts: list[EvalText], args: argparse.Namespace) -> int:
+    from app.predictor import PredictorConfig
+
+    chars = sum(len(t.text) for t in texts)
+    print(f"replaying {len(texts)} user(s), {chars:,} characters, modes: {', '.join(args.modes)}")
+    streams = run_replay(texts, args.modes, args.model, args.processes, PredictorConfig().prior_weight)
+    order = [t.name for t in texts]
+    by_mode = {m: sorted((s for s in streams if s.mode == m), key=lambda s: order.index(s.user)) for m in args.modes}
+    rows = {m: mode_row(m, by_mode[m]) for m in args.modes}
+    presage, presage_results = _presage_row(texts, args)
+    if presage:
+        rows["presage"] = presage
+    title = f"{Path(args.users).name}: {len(texts)} users, {chars:,} chars, typed in date order, 3 suggestions"
+    print(format_rows(list(rows.values()), title))
+    for line in summary(rows):
+        print(line)
+    docs = Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    series = {m: binned_ksr([s.ksr for s in by_mode[m]]) for m in args.modes}
+    if presage_results:
+        series["Presage online"] = binned_ksr(presage_results)
+    (docs / "simulate.json").write_text(json.dumps({"users": order, "chars": chars, "rows": rows,
+                                                    "summary": summary(rows), "curves": series}, indent=2))
+    (docs / "simulate_ksr.svg").write_text(curve_svg(series, "KSR over each user's stream, per update mode"))
+    print(f"written: {docs / 'simulate.json'}, {docs / 'simulate_ksr.svg'}")
+    return 0

@@ -1,0 +1,207 @@
+"""A typing session: the predictor, the user's history and personal model on disk, and the learner in the background.
+
+The app, the terminal and the replay benchmark all type through this one class, so they learn the same way.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from app.ksr import tokens
+from app.learner import Learner, LearnerConfig, LearnerStats
+from app.personal_file import PersonalModel
+from app.predictor import Predictor
+from app.sentences import finished_sentences
+from app.store import Store, new_meta
+from models import BASE_DIR, GENERAL_REPLAY_PATH
+from models.checkpoint import weights_sha256
+from models.general_replay import load as load_general
+
+
+@dataclass
+class SessionConfig:
+    background: bool = True          # learn in a worker thread (the app); False: right away, in the caller's
+    save_seconds: float = 20.0       # the personal model is written at most this often while learning
+    autosave: bool = True
+
+
+class LearnerWorker:
+    """Runs learning rounds in a thread while sentences wait, with one torch thread so suggestions keep the other core."""
+
+    def __init__(self, session: "Session"):
+        self.session = session
+        self._wake = threading.Event()
+        self._stop = False
+        self.busy = False
+        self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        torch.set_num_threads(1)
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            while not self._stop and self.session.learner.pending():
+                self.busy = True
+                self.session.learn_round()
+            self.busy = False
+
+    def idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no round runs or waits (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.busy and not self._wake.is_set() and not self.session.learner.pending():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+
+class Session:
+    def __init__(self, predictor: Predictor, store: Store, learner_config: LearnerConfig | None = None,
+                 config: SessionConfig | None = None, base_dir: str | Path = BASE_DIR,
+                 general_path: str | Path = GENERAL_REPLAY_PATH):
+        self.predictor, self.store = predictor, store
+        self.config = config or SessionConfig()
+        self.base_sha256 = weights_sha256(base_dir)
+        self.tokenizer_sha256 = predictor.tokenizer.sha256
+        self.learner = Learner(predictor.model, predictor.tokenizer, load_general(general_path), learner_config,
+                               publish=self._publish)
+        self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
+        self._done_upto = 0
+        self._last_save = time.monotonic()
+        self._dirty = False
+        self._load_saved()
+        self.worker = LearnerWorker(self) if self.config.background else None
+
+    # --- the model and the store -----------------------------------------------------------------------------
+    def _publish(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Hand weights the learner accepted to the predictor, between two suggestions."""
+        params = dict(self.predictor.model.named_parameters())
+        with self.predictor.lock, torch.no_grad():
+            for name, value in tensors.items():
+                params[name].copy_(value)
+            self.predictor.invalidate()
+
+    def expected_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.learner.base)
+
+    def _load_saved(self) -> None:
+        personal = self.store.load(self.expected_tensors(), self.base_sha256, self.tokenizer_sha256)
+        self._apply(personal)
+
+    def _apply(self, personal: PersonalModel | None) -> None:
+        history = self.store.history
+        if personal is not None:
+            self.meta = personal.meta
+            self.learner.set_mode(personal.meta.mode)
+        self.learner.load_deltas(personal.deltas if personal else {}, history.sentences())
+        with self.predictor.lock:
+            self.predictor.blocked = history.blocked()
+            self.predictor.user_words = {w for w, _ in history.word_counts(limit=1 << 30)}
+
+    def personal(self) -> PersonalModel:
+        self.meta.mode = self.learner.mode
+        self.meta.counters = self.learner.stats.counters()
+        return PersonalModel(self.meta, self.learner.deltas())
+
+    def save(self) -> None:
+        self.store.save(self.personal())
+        self._last_save, self._dirty = time.monotonic(), False
+
+    # --- typing ----------------------------------------------------------------------------------------------
+    def suggest(self, text: str) -> list[str]:
+        return self.predictor.suggest(text)
+
+    def text_changed(self, text: str) -> list[str]:
+        """The whole text as it now stands; sentences finished since the last call are recorded and learned."""
+        if len(text) < self._done_upto:
+            self._done_upto = len(text)  # the user deleted back into earlier text
+        sentences, self._done_upto = finished_sentences(text, self._done_upto)
+        self.commit_sentences(sentences)
+        return sentences
+
+    def commit_sentences(self, sentences: list[str]) -> int:
+        """Record finished sentences, then let the learner take them in one round (a paste is one burst).
+
+        Returns how many were recorded: none while incognito, nor those holding a blocked word.
+        """
+        recorded = [s for s in sentences if self.store.history.add(s)]
+        if not recorded:
+            return 0
+        with self.predictor.lock:
+            self.predictor.user_words.update(t.text.lower() for s in recorded for t in tokens(s))
+        for sentence in recorded:
+            self.learner.add(" ".join(sentence.split()))
+        if self.worker is not None:
+            self.worker.wake()
+        else:
+            self.learn_round()
+        return len(recorded)
+
+    def learn_round(self) -> None:
+        result = self.learner.run_round()
+        if result is not None and result.accepted:
+            self._dirty = True
+        if self._dirty and self.config.autosave and time.monotonic() - self._last_save >= self.config.save_seconds:
+            self.save()
+
+    # --- settings --------------------------------------------------------------------------------------------
+    @property
+    def stats(self) -> LearnerStats:
+        return self.learner.stats
+
+    @property
+    def incognito(self) -> bool:
+        return self.store.history.incognito
+
+    @incognito.setter
+    def incognito(self, value: bool) -> None:
+        self.store.history.incognito = value
+
+    def set_mode(self, mode: str) -> None:
+        self.learner.set_mode(mode)
+        self._dirty = True
+
+    def forget(self, phrase: str) -> int:
+        """Delete the sentences holding `phrase` from history; a single word is also never suggested again."""
+        removed = self.store.history.forget(phrase)
+        self.learner.replace_sentences(self.store.history.sentences())
+        with self.predictor.lock:
+            self.predictor.blocked = self.store.history.blocked()
+            self.predictor.invalidate()
+        return removed
+
+    def reset(self) -> None:
+        """Back to the base model; history goes too (blocked words stay)."""
+        self.store.reset()
+        self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
+        self.learner.stats = LearnerStats()
+        self._apply(None)
+
+    def export(self, path: str | Path, with_history: bool = False) -> None:
+        self.store.export(path, self.personal(), with_history)
+
+    def import_file(self, path: str | Path) -> None:
+        """Validate and take over an exported personal model; raises PersonalFileError and changes nothing if bad."""
+        personal = self.store.import_file(path, self.expected_tensors(), self.base_sha256, self.tokenizer_sha256)
+        self._apply(personal)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        if self._dirty and self.config.autosave:
+            self.save()
+        self.learner.close()
+        self.store.history.close()

@@ -1,0 +1,168 @@
+"""The learning keyboard end to end on the shipped model: gated rounds, crash-safe state, export/import, privacy."""
+import random
+
+import pytest
+import torch
+
+from app.learner import LearnerConfig
+from app.loading import load_predictor
+from app.personal_file import PersonalFileError
+from app.session import Session, SessionConfig
+from app.store import Store
+from models.safe_io import save_tensors
+
+PROBES = ["We met Kowalczyk at the ", "I told my sister that ", "Tomorrow we will go to the "]
+NAMES = ["Kowalczyk", "Brenna", "the lake", "the old mill", "my sister", "Dr Osei"]
+VERBS = ["walked to", "talked about", "wrote to", "waited for", "laughed with", "cooked for"]
+
+
+def sentences(n, seed=0):
+    rng = random.Random(seed)
+    return [f"Yesterday {rng.choice(NAMES)} {rng.choice(VERBS)} {rng.choice(NAMES)} after work." for _ in range(n)]
+
+
+def garbage(n, seed=1):
+    rng = random.Random(seed)
+    letters = "qxzjvkwfp"
+    return [" ".join("".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(8)) + "."
+            for _ in range(n)]
+
+
+def open_session(folder, **learner):
+    config = LearnerConfig(**{"mode": "sparse", "lr": {"sparse": 3e-3, "bias-only": 3e-3}, **learner})
+    return Session(load_predictor(), Store(folder), config, SessionConfig(background=False, autosave=False))
+
+
+def suggestions(session):
+    session.predictor.invalidate()
+    return [session.suggest(p) for p in PROBES]
+
+
+@pytest.fixture
+def learned(tmp_path):
+    session = open_session(tmp_path / "data")
+    for s in sentences(30):
+        session.commit_sentences([s])
+    assert session.stats.rounds_accepted > 0 and session.learner.deltas()
+    yield session
+    session.close()
+
+
+def test_typed_text_becomes_sentences_for_the_learner(tmp_path):
+    session = open_session(tmp_path)
+    assert session.text_changed("Hello there. How are") == ["Hello there."]
+    assert session.text_changed("Hello there. How are you?\nFine") == ["How are you?"]
+    assert session.store.history.sentences() == ["Hello there.", "How are you?"]
+    assert session.learner.sentences == ["Hello there.", "How are you?"]
+    session.close()
+
+
+def test_a_burst_of_garbage_is_rolled_back(learned):
+    known = len(learned.learner.sentences)
+    before_loss, before_words = learned.learner.heldout_loss(known), suggestions(learned)
+    before_deltas = learned.learner.deltas()
+    rolled = learned.stats.rounds_rolled_back
+    learned.text_changed(" ".join(garbage(6)) + " ")  # pasted: one burst
+    assert learned.stats.rounds_rolled_back == rolled + 1
+    assert learned.learner.heldout_loss(known) == before_loss
+    assert suggestions(learned) == before_words
+    after = learned.learner.deltas()
+    assert all(torch.equal(after[k], before_deltas[k]) for k in before_deltas)
+
+
+def test_learning_makes_held_out_text_likelier_than_not_learning(tmp_path):
+    losses = {}
+    for mode in ("off", "sparse"):
+        session = open_session(tmp_path / mode, mode=mode)
+        for s in sentences(40):
+            session.commit_sentences([s])
+        losses[mode] = session.learner.heldout_loss()
+        session.close()
+    assert losses["sparse"] < 0.9 * losses["off"]
+
+
+def test_kill_and_restart_keeps_the_last_saved_state(learned, tmp_path):
+    learned.save()
+    saved, words = learned.learner.deltas(), suggestions(learned)
+    for s in sentences(10, seed=5):
+        learned.commit_sentences([s])  # learned after the save, then the process dies without closing
+    (learned.store.folder / ".personal.safetensors.123.tmp").write_bytes(b"half a write")
+    restarted = open_session(learned.store.folder)
+    loaded = restarted.learner.deltas()
+    assert set(loaded) == set(saved) and all(torch.equal(loaded[k], saved[k]) for k in saved)
+    assert suggestions(restarted) == words
+    assert not list(learned.store.folder.glob("*.tmp"))
+    restarted.close()
+
+
+def test_export_reset_import_restores_identical_suggestions(learned, tmp_path):
+    words = suggestions(learned)
+    learned.export(tmp_path / "me.pkb", with_history=True)
+    learned.reset()
+    assert learned.learner.deltas() == {} and learned.store.history.sentences() == []
+    assert suggestions(learned) != words
+    learned.import_file(tmp_path / "me.pkb")
+    assert suggestions(learned) == words
+    assert len(learned.store.history.sentences()) == 30
+
+
+def test_rejected_import_changes_nothing(learned, tmp_path):
+    learned.export(tmp_path / "me.pkb")
+    words, deltas = suggestions(learned), learned.learner.deltas()
+    data = (tmp_path / "me.pkb").read_bytes()
+    (tmp_path / "cut.pkb").write_bytes(data[: len(data) // 2])
+    save_tensors(tmp_path / "plain.safetensors", {"x": torch.zeros(2)})
+    for bad in ("cut.pkb", "plain.safetensors"):
+        with pytest.raises(PersonalFileError):
+            learned.import_file(tmp_path / bad)
+    assert suggestions(learned) == words
+    assert all(torch.equal(learned.learner.deltas()[k], v) for k, v in deltas.items())
+
+
+def test_incognito_records_and_learns_nothing(tmp_path):
+    session = open_session(tmp_path)
+    session.incognito = True
+    for s in sentences(10):
+        session.text_changed(s + " ")
+    assert session.store.history.sentences() == [] and session.learner.deltas() == {}
+    assert session.stats.steps == 0
+    session.close()
+
+
+def test_forget_removes_the_word_from_history_and_suggestions(learned):
+    learned.commit_sentences(["Thank you very much for the cake."])
+    assert "much" in learned.suggest("Thank you very ")
+    removed = learned.forget("MUCH")
+    assert removed == 1
+    assert not any("much" in s.lower() for s in learned.store.history.sentences() + learned.learner.sentences)
+    assert "much" not in [w.lower() for w in learned.suggest("Thank you very ")]
+    assert learned.commit_sentences(["So much cake."]) == 0
+
+
+def test_mode_switch_keeps_what_was_learned(learned):
+    deltas, words = learned.learner.deltas(), suggestions(learned)
+    learned.set_mode("bias-only")
+    assert suggestions(learned) == words
+    for s in sentences(12, seed=9):
+        learned.commit_sentences([s])
+    after = learned.learner.deltas()
+    untouched = [k for k in deltas if not (k.endswith("bias") or ".ln_" in k or k.startswith("ln_f"))]
+    assert untouched and all(torch.equal(after[k], deltas[k]) for k in untouched)
+    assert any(not torch.equal(after[k], deltas.get(k, torch.zeros_like(after[k]))) for k in after)
+    learned.set_mode("off")
+    steps = learned.stats.steps
+    learned.commit_sentences(["Nothing is learned from this one."])
+    assert learned.stats.steps == steps
+
+
+def test_background_worker_learns_while_suggestions_go_on(tmp_path):
+    config = LearnerConfig(mode="sparse")
+    session = Session(load_predictor(), Store(tmp_path), config, SessionConfig(background=True, autosave=True,
+                                                                             save_seconds=0.0))
+    session.text_changed(" ".join(sentences(12)) + " ")
+    words = [session.suggest("Yesterday Brenna walked to ") for _ in range(20)]
+    assert all(len(w) == 3 for w in words)
+    assert session.worker.idle(timeout=60)
+    assert session.stats.rounds_accepted + session.stats.rounds_rolled_back >= 1
+    assert (tmp_path / "personal.safetensors").exists() or session.stats.rounds_accepted == 0
+    session.close()
