@@ -22,6 +22,15 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _open_session(args: argparse.Namespace, background: bool = False):
+    from app.loading import load_predictor
+    from app.session import Session, SessionConfig
+    from app.store import Store
+
+    return Session(load_predictor(args.model), Store(args.data), config=SessionConfig(background=background),
+                   base_dir=args.model)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from app.loading import load_predictor
 
@@ -37,10 +46,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_interactive(args: argparse.Namespace) -> int:
-    from app.loading import load_predictor
     from app.terminal import run_interactive
 
-    run_interactive(load_predictor(args.model))
+    session = _open_session(args, background=True)
+    try:
+        run_interactive(session)
+    finally:
+        session.close()
     return 0
 
 
@@ -57,6 +69,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     systems = [SystemResult("pocketkb neural LM alone", run_predictor(texts, args.model, args.processes, 0.0)),
                SystemResult("pocketkb LM + count prior",
                             run_predictor(texts, args.model, args.processes, predictor.config.prior_weight))]
+    if args.int8:
+        systems.append(SystemResult("pocketkb LM + prior, int8 Linears", run_predictor(
+            texts, args.model, args.processes, predictor.config.prior_weight, int8=True)))
     systems += _presage_systems(texts, args)
     rows = [s.to_dict() for s in systems]
     ppl = perplexity(predictor.model, predictor.tokenizer, texts)
@@ -189,15 +204,6 @@ def _cmd_search_scheme(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_session(args: argparse.Namespace, background: bool = False):
-    from app.loading import load_predictor
-    from app.session import Session, SessionConfig
-    from app.store import Store
-
-    return Session(load_predictor(args.model), Store(args.data), config=SessionConfig(background=background),
-                   base_dir=args.model)
-
-
 def _cmd_reset(args: argparse.Namespace) -> int:
     session = _open_session(args)
     session.reset()
@@ -260,6 +266,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocketkb", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(BASE_DIR), help="model folder (default: the shipped base)")
+    parser.add_argument("--data", help="folder of the personal model and history (default: the user data folder)")
     parser.set_defaults(func=_cmd_interactive)
     sub = parser.add_subparsers(dest="command")
 
@@ -275,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the results here")
     p.add_argument("--presage-db", default=str(PRESAGE_DB), help="Presage database built from our pretraining text")
     p.add_argument("--no-presage", action="store_true", help="leave Presage out")
+    p.add_argument("--int8", action="store_true", help="also with Linear weights rounded to int8 (engine option)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("presage-db", help="build Presage's n-gram database from the pretraining text")
@@ -322,18 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("reset", help="back to the base model: delete the personal model and the typed history")
-    p.add_argument("--data", help="data folder (default: the user data folder)")
     p.set_defaults(func=_cmd_reset)
 
     p = sub.add_parser("export", help="write the personal model (and optionally the history) to one file")
     p.add_argument("path")
     p.add_argument("--with-history", action="store_true", help="include the typed sentences and blocked words")
-    p.add_argument("--data", help="data folder (default: the user data folder)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("import", help="replace the personal model with an exported file, after checking it")
     p.add_argument("path")
-    p.add_argument("--data", help="data folder (default: the user data folder)")
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("build-replay", help="write the base model's own text, replayed against forgetting")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from app.ksr import KsrResult, simulate
 from app.loading import EvalText, load_predictor
 from app.predictor import PredictorConfig
+from engine.quant import round_frozen_linears_to_int8
 from models.gpt import GPT
 from models.tokenizer import BOS_ID, Tokenizer
 
@@ -38,9 +39,11 @@ class SystemResult:
                 "per_text_ksr": [round(r.ksr, 2) for r in self.per_text]}
 
 
-def _init_worker(model_dir: str, prior_weight: float) -> None:
+def _init_worker(model_dir: str, prior_weight: float, int8: bool) -> None:
     torch.set_num_threads(1)
     _WORKER["predictor"] = load_predictor(model_dir, config=PredictorConfig(prior_weight=prior_weight))
+    if int8:
+        round_frozen_linears_to_int8(_WORKER["predictor"].model)
 
 
 def _simulate_worker(job: tuple[str, tuple[int, int]]) -> KsrResult:
@@ -56,9 +59,11 @@ def _spans(text: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float
+def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float, int8: bool = False
                   ) -> list[KsrResult]:
     """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers.
+
+    `int8`: Linear weights rounded as the engine's int8 option holds frozen ones.
 
     A text is cut into parts when there are fewer texts than workers; parts add up exactly.
     """
@@ -69,7 +74,7 @@ def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_w
             jobs.append((item.text, span))
             owner.append(i)
     ctx = mp.get_context("spawn")
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight)) as pool:
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight, int8)) as pool:
         pieces = pool.map(_simulate_worker, jobs, chunksize=1)
     results = [KsrResult() for _ in texts]
     for i, piece in zip(owner, pieces):

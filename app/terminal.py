@@ -1,6 +1,6 @@
-"""The interactive terminal predictor: type, see three suggestions after each key, Tab or 1/2/3 accepts.
+"""The interactive terminal keyboard: type, see three suggestions after each key, Tab or 1/2/3 accepts.
 
-Without a terminal (piped input) it prints the suggestions for each line it reads.
+Finished sentences are learned in the background; without a terminal (piped input) it prints suggestions per line.
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import termios
 import time
 import tty
 
-from app.predictor import Predictor
+from app.ksr import Suggest
+from app.session import Session
 from app.words import split_typing
 
 HELP = "Type. Tab accepts the best suggestion, Alt+1/2/3 picks one. Ctrl+D quits."
@@ -21,21 +22,21 @@ def accept(text: str, word: str) -> str:
     return text[: len(text) - len(prefix)] + word + " "
 
 
-def run_piped(predictor: Predictor, stream=sys.stdin, out=sys.stdout) -> None:
+def run_piped(suggest: Suggest, stream=sys.stdin, out=sys.stdout) -> None:
     for line in stream:
         text = line.rstrip("\n")
         t0 = time.perf_counter()
-        words = predictor.suggest(text)
+        words = suggest(text)
         out.write(f"{' | '.join(words)}\t({(time.perf_counter() - t0) * 1000:.1f} ms)\n")
 
 
-def run_interactive(predictor: Predictor) -> None:
+def run_interactive(session: Session) -> None:
     if not sys.stdin.isatty():
-        run_piped(predictor)
+        run_piped(session.suggest)
         return
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
-    text, words, ms = "", predictor.suggest(""), 0.0
+    text, words, ms = "", session.suggest(""), 0.0
     print(HELP)
     try:
         tty.setraw(fd)
@@ -56,12 +57,15 @@ def run_interactive(predictor: Predictor) -> None:
                 text += "\n"
             elif ch.isprintable():
                 text += ch
+            session.text_changed(text)
             t0 = time.perf_counter()
-            words = predictor.suggest(text)
+            words = session.suggest(text)
             ms = (time.perf_counter() - t0) * 1000
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        sys.stdout.write("\n")
+        stats = session.stats
+        sys.stdout.write(f"\nlearned: {stats.rounds_accepted} rounds kept, {stats.rounds_rolled_back} rolled back "
+                         f"(mode {session.learner.mode})\n")
 
 
 def _draw(text: str, words: list[str], ms: float) -> None:

@@ -36,6 +36,21 @@ class _Int8Linear(torch.autograd.Function):
         return grad_x, None, None, bias_grad(grad, ctx.needs_input_grad[3])
 
 
+@torch.no_grad()
+def round_frozen_linears_to_int8(module: nn.Module) -> int:
+    """Give every untied Linear the weight it computes with when held as int8 (what `frozen_int8` does to a
+    plan's frozen Linears), to measure the effect on predictions. Returns how many Linears were rounded."""
+    from engine.resolve import shared_parameters
+
+    shared = shared_parameters(module)
+    rounded = 0
+    for m in module.modules():
+        if isinstance(m, nn.Linear) and id(m.weight) not in shared:
+            m.weight.copy_(_dequantize(*quantize_per_channel(m.weight)))
+            rounded += 1
+    return rounded
+
+
 class Int8Weight:
     """Replaces a frozen Linear's fp32 weight parameter by int8 values and scales, dequantized at each call.
 

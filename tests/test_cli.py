@@ -43,7 +43,7 @@ def test_bench_predict(tmp_path, capsys):
 
 def test_piped_terminal_mode(shipped_predictor):
     out = io.StringIO()
-    run_piped(shipped_predictor, io.StringIO("Thank you very \nI don't know what to \n"), out)
+    run_piped(shipped_predictor.suggest, io.StringIO("Thank you very \nI don't know what to \n"), out)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and "much" in lines[0]
 
@@ -84,9 +84,9 @@ def test_simulate_writes_table_json_and_plot(tmp_path, capsys):
 
 def test_export_import_reset_and_a_bad_import(tmp_path, capsys):
     data = ["--data", str(tmp_path / "data")]
-    assert main(["export", str(tmp_path / "me.pkb"), "--with-history", *data]) == 0
-    assert main(["import", str(tmp_path / "me.pkb"), *data]) == 0
+    assert main([*data, "export", str(tmp_path / "me.pkb"), "--with-history"]) == 0
+    assert main([*data, "import", str(tmp_path / "me.pkb")]) == 0
     (tmp_path / "bad.pkb").write_bytes(b"\x80\x04K\x01.")  # a pickle
-    assert main(["import", str(tmp_path / "bad.pkb"), *data]) == 2
+    assert main([*data, "import", str(tmp_path / "bad.pkb")]) == 2
     assert "nothing changed" in capsys.readouterr().err
-    assert main(["reset", *data]) == 0
+    assert main([*data, "reset"]) == 0

@@ -70,3 +70,20 @@ def test_int8_values_stay_and_fp32_weights_come_back_on_close():
     assert isinstance(weight, torch.nn.Parameter) and weight.requires_grad
     with torch.no_grad():
         assert torch.allclose(model(batch[:, :-1]), tiny_gpt()(batch[:, :-1]), atol=0.05)
+
+
+def test_rounding_linears_to_int8_matches_what_the_plan_computes_with():
+    import torch.nn as nn
+
+    from engine.quant import Int8Weight, round_frozen_linears_to_int8
+
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4))
+    b, original = copy.deepcopy(a), copy.deepcopy(a)
+    assert round_frozen_linears_to_int8(a) == 2
+    for m in b:
+        if isinstance(m, nn.Linear):
+            Int8Weight(m)
+    x = torch.randn(3, 8)
+    assert torch.allclose(a(x), b(x), atol=1e-6)
+    assert not torch.equal(a[0].weight, original[0].weight)
