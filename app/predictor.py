@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from app.ksr import tokens
+from app.user_vocab import UserVocabulary
 from app.vocab_index import VocabIndex, word_part
 from app.words import TypingState, match_case, split_typing
 from models.gpt import GPT, LayerCache
@@ -21,6 +22,7 @@ from models.word_prior import WordPrior
 _SPACES = re.compile(r"\s+")
 MEMO_LIMIT = 2000  # memoised partial words kept per context
 MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
+USER_CANDIDATES = 6  # words the user typed that the model scores beside its own search, per keystroke
 
 
 @dataclass
@@ -77,7 +79,7 @@ class Predictor:
         self.prior = prior
         self.index = VocabIndex(tokenizer)
         self.blocked: set[str] = set()
-        self.user_words: set[str] = set()  # words the user has typed: known even if the prior is not
+        self.user_words = UserVocabulary()  # words the user typed: known even if the prior is not, and candidates
         self.lock = threading.RLock()  # the learner changes weights under this lock
         self._window: tuple[int, str] = (0, "")
         self._tokens: list[int] = []
@@ -85,12 +87,14 @@ class Predictor:
         self._last_logp: torch.Tensor | None = None
         # piece sequence after the context -> (next-piece log-probs, its own keys/values per layer)
         self._memo: dict[tuple[int, ...], tuple[torch.Tensor, list[LayerCache]]] = {}
+        self._user_memo: dict[str, float] = {}  # user word as spelled -> its log-probability after the context
 
     def invalidate(self) -> None:
         """Forget the KV cache: call after the model's weights change."""
         with self.lock:
             self._tokens, self._cache, self._last_logp = [], None, None
             self._memo.clear()
+            self._user_memo.clear()
 
     def suggest(self, text: str) -> list[str]:
         state = split_typing(text)
@@ -148,6 +152,7 @@ class Predictor:
         logits, cache = self.model.decode(torch.tensor([tokens[common:]]), past)
         self._tokens, self._cache = tokens, cache
         self._memo.clear()
+        self._user_memo.clear()
         self._last_logp = torch.log_softmax(logits[0, -1].float(), dim=-1)
         return self._last_logp
 
@@ -170,11 +175,32 @@ class Predictor:
             if not level or depth == self.config.max_levels - 1:
                 break
             logps = self._next_logps(level)
+        self._score_user_words(state, found)
         words = self._rank(found, state)
         if len(words) < self.config.suggestions:
             self._spell_forced(state, found)
             words = self._rank(found, state)
         return words
+
+    def _score_user_words(self, state: TypingState, found: _Candidates) -> None:
+        """The user's own words that complete the prefix, scored by the model in one batch (memoised per context)."""
+        if not state.prefix or state.anchor:
+            return
+        spelled = [state.prefix + form[len(state.prefix):]
+                   for form in self.user_words.with_prefix(state.prefix, USER_CANDIDATES)]
+        todo = [w for w in spelled if w.lower() not in found.mass and w not in self._user_memo]
+        if todo:
+            rows = [self.tokenizer.encode(w) for w in todo]
+            width = max(map(len, rows))
+            logits, _ = self.model.decode(torch.tensor([r + [0] * (width - len(r)) for r in rows]), self._cache)
+            logps = torch.log_softmax(logits.float(), dim=-1)
+            for i, (word, row) in enumerate(zip(todo, rows)):
+                score = self._last_logp[row[0]].item() + sum(logps[i, t - 1, row[t]].item() for t in range(1, len(row)))
+                end = torch.logsumexp(logps[i, len(row) - 1, self.index.boundary_ids], 0).item()
+                self._user_memo[word] = score + end
+        for word in spelled:
+            if word in self._user_memo and word.lower() not in found.mass:
+                found.add(word, self._user_memo[word])
 
     def _spell_forced(self, state: TypingState, found: _Candidates) -> None:
         """For text no piece search can spell (rare symbols): the typed text's own tokens, then one piece more."""

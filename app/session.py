@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from app.ksr import tokens
 from app.learner import Learner, LearnerConfig, LearnerStats
 from app.personal_file import PersonalModel
 from app.predictor import Predictor
 from app.sentences import finished_sentences
 from app.store import Store, new_meta
+from app.user_vocab import UserVocabulary
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general
@@ -109,7 +109,7 @@ class Session:
         self.learner.load_deltas(personal.deltas if personal else {}, history.sentences())
         with self.predictor.lock:
             self.predictor.blocked = history.blocked()
-            self.predictor.user_words = {w for w, _ in history.word_counts(limit=1 << 30)}
+            self.predictor.user_words = UserVocabulary(history.sentences())
 
     def personal(self) -> PersonalModel:
         self.meta.mode = self.learner.mode
@@ -141,7 +141,8 @@ class Session:
         if not recorded:
             return 0
         with self.predictor.lock:
-            self.predictor.user_words.update(t.text.lower() for s in recorded for t in tokens(s))
+            for sentence in recorded:
+                self.predictor.user_words.add_sentence(sentence)
         for sentence in recorded:
             self.learner.add(" ".join(sentence.split()))
         if self.worker is not None:
@@ -180,6 +181,7 @@ class Session:
         self.learner.replace_sentences(self.store.history.sentences())
         with self.predictor.lock:
             self.predictor.blocked = self.store.history.blocked()
+            self.predictor.user_words = UserVocabulary(self.store.history.sentences())
             self.predictor.invalidate()
         return removed
 

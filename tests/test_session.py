@@ -70,15 +70,17 @@ def test_a_burst_of_garbage_is_rolled_back(learned):
     assert all(torch.equal(after[k], before_deltas[k]) for k in before_deltas)
 
 
-def test_learning_makes_held_out_text_likelier_than_not_learning(tmp_path):
-    losses = {}
+def test_learning_makes_held_out_text_likelier_and_a_new_name_suggested(tmp_path):
+    losses, names = {}, {}
     for mode in ("off", "sparse"):
         session = open_session(tmp_path / mode, mode=mode)
         for s in sentences(40):
             session.commit_sentences([s])
         losses[mode] = session.learner.heldout_loss()
+        names[mode] = session.suggest("Yesterday Kowa")
         session.close()
     assert losses["sparse"] < 0.9 * losses["off"]
+    assert "Kowalczyk" in names["sparse"] and "Kowalczyk" not in names["off"]
 
 
 def test_kill_and_restart_keeps_the_last_saved_state(learned, tmp_path):
