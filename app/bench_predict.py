@@ -1,14 +1,20 @@
 """`pocketkb bench predict`: suggestion latency per keystroke, typing a text character by character.
 
-Measured with the KV cache reused across keystrokes and with it off, in the same run.
+Measured with the KV cache reused across keystrokes, with it off, and while the learner trains in the background.
 """
 from __future__ import annotations
 
 import statistics
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
+from app.learner import LearnerConfig
 from app.predictor import Predictor
+from app.sentences import finished_sentences
+from app.session import Session, SessionConfig
+from app.store import Store
 
 
 @dataclass
@@ -44,10 +50,47 @@ def type_text(predictor: Predictor, text: str, keystrokes: int, warmup: int = 20
     return LatencyStats.of(samples)
 
 
-def bench_predict(predictor: Predictor, text: str, keystrokes: int) -> dict[str, LatencyStats]:
+def type_while_learning(predictor: Predictor, text: str, keystrokes: int, mode: str) -> tuple[LatencyStats, int]:
+    """Latency while the background learner runs round after round on sentences from the rest of `text`.
+
+    Returns the latency and how many rounds ran meanwhile.
+    """
+    feed, _ = finished_sentences(text[keystrokes:], 0)
+    if not feed:
+        raise ValueError("the text has no finished sentence beyond the typed part to learn from")
+    with tempfile.TemporaryDirectory(prefix="pocketkb-bench-") as folder:
+        session = Session(predictor, Store(folder), LearnerConfig(mode=mode), SessionConfig(autosave=False))
+        stop = threading.Event()
+
+        def keep_learner_busy() -> None:
+            for i in range(1 << 30):
+                if stop.is_set():
+                    return
+                if not session.learner.pending():
+                    session.commit_sentences([feed[i % len(feed)]])
+                time.sleep(0.001)
+
+        feeder = threading.Thread(target=keep_learner_busy, daemon=True)
+        feeder.start()
+        while session.stats.steps == 0:  # the first round has compiled its plan
+            time.sleep(0.01)
+        rounds = session.stats.rounds_accepted + session.stats.rounds_rolled_back
+        stats = type_text(predictor, text, keystrokes)
+        rounds = session.stats.rounds_accepted + session.stats.rounds_rolled_back - rounds
+        stop.set()
+        feeder.join()
+        session.close()
+    return stats, rounds
+
+
+def bench_predict(predictor: Predictor, text: str, keystrokes: int, learning_mode: str | None = "sparse"
+                  ) -> dict[str, LatencyStats]:
     results = {}
     for reuse in (True, False):
         predictor.config.reuse_cache = reuse
         results["kv-cache reuse" if reuse else "no cache reuse"] = type_text(predictor, text, keystrokes)
     predictor.config.reuse_cache = True
+    if learning_mode:
+        results[f"learning {learning_mode}"], rounds = type_while_learning(predictor, text, keystrokes, learning_mode)
+        print(f"{rounds} learning rounds ran in the background while typing")
     return results

@@ -147,10 +147,14 @@ def _bench_predict(args: argparse.Namespace) -> int:
     path = args.text or CORPUS_DIR / "dailydialog_test.txt.xz"
     if not Path(path).exists():
         return _fail(f"no such text file: {path} (give one with --text)")
-    text = read_eval_texts(path, args.keystrokes + 1000)[0].text
-    results = bench_predict(load_predictor(args.model), text, args.keystrokes)
+    text = read_eval_texts(path, args.keystrokes + 20_000)[0].text
+    mode = None if args.learning_mode == "off" else args.learning_mode
+    results = bench_predict(load_predictor(args.model), text, args.keystrokes, mode)
     for label, stats in results.items():
         print(stats.line(label))
+    if mode:
+        idle, busy = results["kv-cache reuse"], results[f"learning {mode}"]
+        print(f"p95 while learning / idle: {busy.p95_ms / idle.p95_ms:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({k: vars(v) for k, v in results.items()}, indent=2))
     return 0
@@ -295,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keystrokes", type=int, default=2000, help="predict: keystrokes to time")
     p.add_argument("--repeats", type=int, default=20, help="engine: timed steps per scheme")
     p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
+    p.add_argument("--learning-mode", default="sparse", help="predict: also time keystrokes while this mode learns "
+                                                            "in the background ('off' to skip)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_bench)
 

@@ -37,8 +37,11 @@ def test_bench_predict(tmp_path, capsys):
     text.write_text(TEXT)
     assert main(["bench", "predict", "--text", str(text), "--keystrokes", "60"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("kv-cache reuse") and lines[1].startswith("no cache reuse")
-    assert "keystrokes     60" in lines[0]
+    assert lines[0].endswith("learning rounds ran in the background while typing")
+    assert int(lines[0].split()[0]) >= 1
+    assert lines[1].startswith("kv-cache reuse") and lines[2].startswith("no cache reuse")
+    assert lines[3].startswith("learning sparse") and lines[4].startswith("p95 while learning / idle")
+    assert "keystrokes     60" in lines[1]
 
 
 def test_piped_terminal_mode(shipped_predictor):
