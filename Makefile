@@ -39,5 +39,11 @@ run: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
+# The real window under Xvfb, replaying the bundled demo text with a fresh personal model, saved as a picture.
+screenshot: setup
+	rm -rf runs/screenshot-data
+	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/pocketkb --data runs/screenshot-data gui \
+		--replay assets/demo.txt --speed 200 --screenshot docs/screenshot.png
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -22,13 +22,43 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _open_session(args: argparse.Namespace, background: bool = False):
+def _open_session(args: argparse.Namespace, background: bool = False, measure_costs: bool = False):
     from app.loading import load_predictor
     from app.session import Session, SessionConfig
     from app.store import Store
 
-    return Session(load_predictor(args.model), Store(args.data), config=SessionConfig(background=background),
-                   base_dir=args.model)
+    config = SessionConfig(background=background, measure_costs=measure_costs)
+    return Session(load_predictor(args.model), Store(args.data), config=config, base_dir=args.model)
+
+
+def _has_display() -> bool:
+    import os
+
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM") in ("offscreen", "minimal"))
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    """The window where there is a display, the terminal keyboard elsewhere."""
+    if _has_display():
+        return _cmd_gui(args)
+    print("no display: starting the terminal keyboard (pocketkb gui needs a desktop)")
+    return _cmd_interactive(args)
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from app.ui.app import run_window
+
+    if not _has_display():
+        return _fail("no display to open the window on (set DISPLAY, or use QT_QPA_PLATFORM=offscreen)")
+    if getattr(args, "replay", None) and not Path(args.replay).exists():
+        return _fail(f"no such text file: {args.replay}")
+    session = _open_session(args, background=True, measure_costs=True)
+    try:
+        return run_window(session, getattr(args, "replay", None), getattr(args, "speed", 40),
+                          getattr(args, "screenshot", None))
+    finally:
+        session.close()
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -271,8 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocketkb", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(BASE_DIR), help="model folder (default: the shipped base)")
     parser.add_argument("--data", help="folder of the personal model and history (default: the user data folder)")
-    parser.set_defaults(func=_cmd_interactive)
+    parser.set_defaults(func=_cmd_start)
     sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("gui", help="the keyboard window (the default where there is a display)")
+    p.add_argument("--replay", help="type this text file into the window, taking suggestions as a user would")
+    p.add_argument("--speed", type=int, default=40, help="replay speed in characters per second")
+    p.add_argument("--screenshot", help="after the replay, save the window as this PNG and quit")
+    p.set_defaults(func=_cmd_gui)
+
+    p = sub.add_parser("terminal", help="the terminal keyboard: suggestions after each key, Tab accepts")
+    p.set_defaults(func=_cmd_interactive)
 
     p = sub.add_parser("predict", help="print the three suggestions for a text and the time taken")
     p.add_argument("text", help="the text before the cursor")

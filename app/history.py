@@ -99,6 +99,11 @@ class History:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT word FROM blocked")}
 
+    def block(self, word: str) -> None:
+        """Never suggest `word` again; the sentences that hold it stay."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO blocked (word) VALUES (?)", (word.lower(),))
+
     def unblock(self, word: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM blocked WHERE word = ?", (word.lower(),))

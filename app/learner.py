@@ -68,6 +68,7 @@ class LearnerStats:
     sentences_learned: int = 0
     learn_ms: float = 0.0           # wall time of rounds: steps and gate evaluations
     step_ms: float = 0.0            # wall time of the engine steps alone
+    last_step_ms: float | None = None
     last_loss: float | None = None
     last_heldout: float | None = None
     last_general: float | None = None
@@ -120,6 +121,7 @@ class Learner:
         self._rng = random.Random(self.config.seed)
         self._lock = threading.RLock()
         self._plan: TrainPlan | None = None
+        self._measured: dict[str, int] = {}
         self._general = self._general_rows(general_text)
         self._general_check = self._general[: self.config.general_rows]
         self._base_general = self._mean_loss(self._general_check)
@@ -228,6 +230,7 @@ class Learner:
                 report = plan.step(batch)
                 steps += 1
                 self.stats.step_ms += report.step_ms
+                self.stats.last_step_ms = report.step_ms
                 self.stats.last_loss = report.loss
                 if (time.perf_counter() - start) * 1000 > self.config.budget_ms:
                     break
@@ -316,6 +319,33 @@ class Learner:
             held = [i for i in held if among_first is None or i < among_first]
             losses = self._row_losses([self._window(i) for i in held[-self.config.holdout_size:]])
             return sum(losses) / len(losses) if losses else None
+
+    def measure_training_bytes(self, mode: str) -> int:
+        """Training memory of `mode`'s plan, measured on one step of a learner-sized batch on a copy of the base.
+
+        Memoised per mode; 0 for "off". What the gauges show beside the running plan's own measurement.
+        """
+        if mode == "off":
+            return 0
+        if mode not in self._measured:
+            model = copy.deepcopy(self.model)
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.copy_(self.base[name])
+            rows = self._general[: self.config.batch + self.config.general]
+            optimizer = OptimizerConfig(lr=0.0, beta1=0.0)
+            with compile_plan(staged_lm(model), load_scheme(mode, self.schemes_dir), optimizer) as plan:
+                plan.step(self._stack(rows))
+                self._measured[mode] = plan.memory().training_bytes
+        return self._measured[mode]
+
+    def measured_training_bytes(self, mode: str) -> int | None:
+        """What `measure_training_bytes(mode)` found, if it has run (it takes a training step)."""
+        return 0 if mode == "off" else self._measured.get(mode)
+
+    def model_bytes(self) -> int:
+        """Bytes of the weights one model copy holds (the predictor's; the learner keeps a second one)."""
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
 
     def close(self) -> None:
         with self._lock:

@@ -8,10 +8,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from app.learner import Learner, LearnerConfig, LearnerStats
+from app.learner import MODES, Learner, LearnerConfig, LearnerStats, RoundResult
 from app.personal_file import PersonalModel
 from app.predictor import Predictor
 from app.sentences import finished_sentences
@@ -27,6 +28,7 @@ class SessionConfig:
     background: bool = True          # learn in a worker thread (the app); False: right away, in the caller's
     save_seconds: float = 20.0       # the personal model is written at most this often while learning
     autosave: bool = True
+    measure_costs: bool = False      # the worker first measures every mode's training memory (for the gauges)
 
 
 class LearnerWorker:
@@ -45,6 +47,11 @@ class LearnerWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(1)
+        for mode in self.session.measure_modes:  # the gauges' training-memory figures, measured once
+            if self._stop:
+                return
+            self.session.learner.measure_training_bytes(mode)
+            self.session.notify(None)
         while not self._stop:
             self._wake.wait()
             self._wake.clear()
@@ -82,6 +89,8 @@ class Session:
         self._done_upto = 0
         self._last_save = time.monotonic()
         self._dirty = False
+        self.listeners: list[Callable[[RoundResult | None], None]] = []  # called after each round, in its thread
+        self.measure_modes = MODES if self.config.measure_costs else ()
         self._load_saved()
         self.worker = LearnerWorker(self) if self.config.background else None
 
@@ -157,6 +166,11 @@ class Session:
             self._dirty = True
         if self._dirty and self.config.autosave and time.monotonic() - self._last_save >= self.config.save_seconds:
             self.save()
+        self.notify(result)
+
+    def notify(self, result: RoundResult | None) -> None:
+        for listener in list(self.listeners):
+            listener(result)
 
     # --- settings --------------------------------------------------------------------------------------------
     @property
@@ -174,6 +188,13 @@ class Session:
     def set_mode(self, mode: str) -> None:
         self.learner.set_mode(mode)
         self._dirty = True
+
+    def block(self, word: str) -> None:
+        """Never suggest `word` again (what was typed stays in history)."""
+        self.store.history.block(word)
+        with self.predictor.lock:
+            self.predictor.blocked = self.store.history.blocked()
+            self.predictor.invalidate()
 
     def forget(self, phrase: str) -> int:
         """Delete the sentences holding `phrase` from history; a single word is also never suggested again."""

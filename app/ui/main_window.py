@@ -1,0 +1,293 @@
+"""The Pocket Keyboard window: typing area, suggestion strip, on-screen keys, gauges, learning chart and controls.
+
+It forwards what the user does to the Session and shows what the Session measured; learning runs in its worker.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QMainWindow, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget)
+
+from app.learner import MODES
+from app.personal_file import PersonalFileError
+from app.session import Session
+from app.typing_stats import TypingStats
+from app.ui.dialogs import LearnedWordsDialog
+from app.ui.keyboard import OnScreenKeyboard
+from app.ui.replay import ReplayDriver
+from app.ui.strip import SuggestionStrip, TypingArea
+from app.ui.widgets import BarGauge, LineChart
+from app.words import split_typing
+from engine.memory import process_rss_bytes
+
+MIB = 2**20
+DEMO_TEXT = Path(__file__).resolve().parents[2] / "assets" / "demo.txt"
+
+
+class SessionSignals(QObject):
+    """The learner's worker thread reaches the window only through this signal (queued to the GUI thread)."""
+
+    learned = Signal()
+
+    def __init__(self, session: Session):
+        super().__init__()
+        session.listeners.append(lambda result: self.learned.emit())
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: Session):
+        super().__init__()
+        self.session = session
+        self.latencies: deque[float] = deque(maxlen=1000)
+        self.suggestions: list[str] = []
+        self._text = ""
+        self.typing = TypingStats()
+        self.signals = SessionSignals(session)
+        self.setWindowTitle("Pocket Keyboard")
+        self.resize(1240, 760)
+        self._build()
+        self.replay = ReplayDriver(self)
+        self.replay.finished.connect(lambda: self.replay_button.setText("Replay text…"))
+        self.signals.learned.connect(self.refresh)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(500)
+        self._text_changed()
+
+    # --- layout ----------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        left = QVBoxLayout()
+        self.editor = TypingArea()
+        self.editor.setPlaceholderText("Type here: suggestions follow every key, and finished sentences teach "
+                                       "the model.  Tab takes the best word, Ctrl+1/2/3 the first/second/third.")
+        self.strip = SuggestionStrip()
+        self.keyboard = OnScreenKeyboard()
+        left.addWidget(self.editor, 3)
+        left.addWidget(self.strip)
+        left.addWidget(self.keyboard)
+        right = QVBoxLayout()
+        right.addWidget(self._gauges())
+        right.addWidget(self._learning())
+        right.addWidget(self._controls())
+        body = QHBoxLayout()
+        body.addLayout(left, 3)
+        body.addLayout(right, 2)
+        central = QWidget()
+        central.setLayout(body)
+        self.setCentralWidget(central)
+        self.editor.textChanged.connect(self._text_changed)
+        self.editor.cursorPositionChanged.connect(self._cursor_moved)
+        self.editor.accept_rank.connect(self.accept)
+        self.strip.chosen.connect(self.accept)
+        self.strip.never.connect(self.never_suggest)
+        self.keyboard.typed.connect(self.type_text)
+        self.keyboard.backspace.connect(self._backspace)
+
+    def _gauges(self) -> QGroupBox:
+        box = QGroupBox("What it costs (measured)")
+        layout = QVBoxLayout(box)
+        self.latency_gauge = BarGauge("Suggestion latency, last", "ms", 50)
+        self.step_gauge = BarGauge("Last training step", "ms", 200)
+        self.train_gauge = BarGauge("Training memory of this mode", "MiB", 100)
+        self.full_gauge = BarGauge("Full backprop, same model", "MiB", 100)
+        self.model_gauge = BarGauge("Model memory (predictor + learner copy)", "MiB", 64)
+        self.rss_gauge = BarGauge("Process memory (RSS)", "MiB", 2048)
+        for gauge in (self.latency_gauge, self.step_gauge, self.train_gauge, self.full_gauge, self.model_gauge,
+                      self.rss_gauge):
+            layout.addWidget(gauge)
+        return box
+
+    def _learning(self) -> QGroupBox:
+        box = QGroupBox("Learning")
+        layout = QVBoxLayout(box)
+        self.chart = LineChart("Your words: suggested before typing (last 50) · keystrokes saved")
+        self.learning_label = QLabel()
+        layout.addWidget(self.chart)
+        layout.addWidget(self.learning_label)
+        return box
+
+    def _controls(self) -> QGroupBox:
+        box = QGroupBox("Personal model")
+        grid = QGridLayout(box)
+        self.mode_box = QComboBox()
+        self.mode_box.addItems(MODES)
+        self.mode_box.setCurrentText(self.session.learner.mode)
+        self.mode_box.currentTextChanged.connect(self.set_mode)
+        self.incognito_box = QCheckBox("Incognito (record and learn nothing)")
+        self.incognito_box.toggled.connect(self.set_incognito)
+        buttons = {"Reset…": self.reset, "Export…": self.export, "Import…": self.import_file,
+                   "Learned words…": self.show_words}
+        grid.addWidget(QLabel("Update mode"), 0, 0)
+        grid.addWidget(self.mode_box, 0, 1)
+        grid.addWidget(self.incognito_box, 1, 0, 1, 2)
+        for i, (label, slot) in enumerate(buttons.items()):
+            button = QPushButton(label)
+            button.clicked.connect(slot)
+            grid.addWidget(button, 2 + i // 2, i % 2)
+        self.replay_button = QPushButton("Replay text…")
+        self.replay_button.setMinimumWidth(130)
+        self.replay_button.clicked.connect(self.toggle_replay)
+        self.speed = QSlider(Qt.Orientation.Horizontal)
+        self.speed.setRange(5, 400)
+        self.speed.setValue(40)
+        self.speed.setToolTip("replay speed, characters per second")
+        grid.addWidget(self.replay_button, 4, 0)
+        grid.addWidget(self.speed, 4, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        return box
+
+    # --- typing ----------------------------------------------------------------------------------------------
+    def text_before_cursor(self) -> str:
+        return self.editor.toPlainText()[: self.editor.textCursor().position()]
+
+    def _text_changed(self) -> None:
+        text = self.editor.toPlainText()
+        self._text = text
+        self.session.text_changed(text)
+        self.typing.typed(text)
+        self._suggest()
+
+    def _cursor_moved(self) -> None:
+        """A move within unchanged text (an edit's own move is handled when its textChanged arrives)."""
+        if self.editor.toPlainText() == self._text and not self.editor.textCursor().hasSelection():
+            self._suggest()
+
+    def _suggest(self) -> None:
+        before = self.text_before_cursor()
+        start = time.perf_counter()
+        words = self.session.suggest(before)
+        self.latencies.append((time.perf_counter() - start) * 1000)
+        if words != self.suggestions:
+            self.suggestions = words
+            self.strip.set_words(words)
+        self.typing.shown(before, words)
+
+    def type_text(self, text: str) -> None:
+        self.editor.insertPlainText(text)
+        self.editor.ensureCursorVisible()
+        self.editor.setFocus()
+
+    def _backspace(self) -> None:
+        cursor = self.editor.textCursor()
+        cursor.deletePreviousChar()
+        self.editor.setTextCursor(cursor)
+
+    def accept(self, rank: int, space: bool = True) -> None:
+        """Replace the word being typed with suggestion `rank` (0 = best), then a space."""
+        if rank >= len(self.suggestions):
+            return
+        word = self.suggestions[rank]
+        cursor = self.editor.textCursor()
+        typed = len(split_typing(self.text_before_cursor()).prefix)
+        cursor.movePosition(QTextCursor.MoveOperation.Left, QTextCursor.MoveMode.KeepAnchor, typed)
+        cursor.insertText(word + (" " if space else ""))
+        self.editor.setTextCursor(cursor)
+        self.editor.setFocus()
+
+    def never_suggest(self, word: str) -> None:
+        self.session.block(word)
+        self.suggestions = []
+        self._suggest()
+
+    # --- controls --------------------------------------------------------------------------------------------
+    def set_mode(self, mode: str) -> None:
+        self.session.set_mode(mode)
+        self.refresh()
+
+    def set_incognito(self, on: bool) -> None:
+        self.session.incognito = on
+
+    def reset(self) -> None:
+        answer = QMessageBox.question(self, "Reset personal model",
+                                      "Go back to the base model? What it learned from you and your typing "
+                                      "history are deleted.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.session.reset()
+            self._after_model_change("Back to the base model.")
+
+    def export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export personal model", "personal.pkb",
+                                              "Personal model (*.pkb)")
+        if not path:
+            return
+        history = QMessageBox.question(self, "Export", "Include your typing history in the file?")
+        try:
+            self.session.export(path, with_history=history == QMessageBox.StandardButton.Yes)
+        except OSError as err:
+            QMessageBox.critical(self, "Export failed", f"Cannot write {path}: {err.strerror}")
+            return
+        self.statusBar().showMessage(f"Exported to {path}", 5000)
+
+    def import_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import personal model", "", "Personal model (*.pkb);;All (*)")
+        if not path:
+            return
+        try:
+            self.session.import_file(path)
+        except PersonalFileError as err:
+            QMessageBox.critical(self, "Not imported", f"Nothing was changed.\n\n{err}")
+            return
+        self.mode_box.setCurrentText(self.session.learner.mode)
+        self._after_model_change(f"Imported {Path(path).name}.")
+
+    def _after_model_change(self, message: str) -> None:
+        self.suggestions = []
+        self._suggest()
+        self.refresh()
+        self.statusBar().showMessage(message, 5000)
+
+    def show_words(self) -> None:
+        LearnedWordsDialog(self.session, self).exec()
+        self.suggestions = []
+        self._suggest()
+
+    def toggle_replay(self) -> None:
+        if self.replay.running:
+            self.replay.stop()
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Replay a text", str(DEMO_TEXT), "Text (*.txt);;All (*)")
+        if path:
+            self.start_replay(Path(path).read_text(encoding="utf-8", errors="replace"))
+
+    def start_replay(self, text: str) -> None:
+        self.replay_button.setText("Stop replay")
+        self.replay.start(text)
+
+    # --- gauges and chart ------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        learner, stats = self.session.learner, self.session.stats
+        if self.latencies:
+            ordered = sorted(self.latencies)
+            p50 = statistics.median(ordered)
+            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+            self.latency_gauge.set_value(self.latencies[-1], f"p50 {p50:.1f}, p95 {p95:.1f} ms")
+        self.step_gauge.set_value(stats.last_step_ms, f"{stats.steps} steps")
+        full = learner.measured_training_bytes("full")
+        mode = learner.measured_training_bytes(learner.mode)
+        scale = full / MIB if full else None
+        self.full_gauge.set_value(None if full is None else full / MIB, maximum=scale)
+        self.train_gauge.set_value(None if mode is None else mode / MIB, learner.mode, maximum=scale)
+        self.model_gauge.set_value(2 * learner.model_bytes() / MIB)
+        rss = process_rss_bytes()
+        self.rss_gauge.set_value(None if rss is None else rss / MIB)
+        points = self.typing.points
+        self.chart.set_series("suggested before typing", [(p.word, p.hit_rate) for p in points])
+        self.chart.set_series("keystrokes saved", [(p.word, p.saved) for p in points])
+        loss = "—" if stats.last_loss is None else f"{stats.last_loss:.3f}"
+        self.learning_label.setText(
+            f"mode {learner.mode} · rounds kept {stats.rounds_accepted} · rolled back {stats.rounds_rolled_back} · "
+            f"sentences learned {stats.sentences_learned} · training loss {loss} · "
+            f"keystrokes saved {self.typing.saved:.1f}% over {self.typing.words} words")
+
+    def closeEvent(self, event) -> None:
+        self.timer.stop()
+        self.replay.stop()
+        self.session.close()
+        super().closeEvent(event)

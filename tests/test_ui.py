@@ -1,0 +1,114 @@
+"""The window, offscreen: typing and accepting, gauges equal to what the session measured, modes, files, replay."""
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.learner import LearnerConfig
+from app.loading import load_predictor
+from app.session import Session, SessionConfig
+from app.store import Store
+from app.ui.main_window import MIB, MainWindow
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    session = Session(load_predictor(), Store(tmp_path / "data"), LearnerConfig(mode="sparse"),
+                      SessionConfig(background=True, autosave=False, measure_costs=True))
+    win = MainWindow(session)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
+def test_typing_updates_the_suggestions(window, qtbot):
+    qtbot.keyClicks(window.editor, "Thank you very ")
+    assert "much" in window.strip.words and window.strip.words == window.suggestions
+    assert window.strip.button_for_rank(0).text() == window.suggestions[0]
+
+
+def test_every_way_of_accepting_inserts_the_right_word(window, qtbot):
+    qtbot.keyClicks(window.editor, "Thank you very mu")
+    assert window.suggestions[0] == "much"
+    qtbot.keyClick(window.editor, Qt.Key.Key_Tab)
+    assert window.editor.toPlainText() == "Thank you very much "
+    third = window.suggestions[2]
+    qtbot.keyClick(window.editor, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert window.editor.toPlainText() == f"Thank you very much {third} "
+    second = window.suggestions[1]
+    qtbot.mouseClick(window.strip.button_for_rank(1), Qt.MouseButton.LeftButton)
+    assert window.editor.toPlainText().endswith(f"{third} {second} ")
+    for key in ("⇧", "o", "k", "⌫", "k"):
+        window.keyboard.press(key)
+    assert window.editor.toPlainText().endswith(f"{second} Ok")
+
+
+def test_never_suggest_from_the_strip(window, qtbot):
+    qtbot.keyClicks(window.editor, "Thank you very ")
+    menu = window.strip.never_menu(window.suggestions.index("much"))
+    menu.actions()[0].trigger()
+    assert "much" not in [w.lower() for w in window.suggestions]
+    assert "much" in window.session.store.history.blocked()
+
+
+def test_gauges_show_what_the_session_measured(window, qtbot):
+    learner = window.session.learner
+    qtbot.waitUntil(lambda: all(learner.measured_training_bytes(m) is not None for m in ("sparse", "full")),
+                    timeout=60_000)
+    qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
+    qtbot.waitUntil(lambda: window.session.stats.steps > 0, timeout=30_000)
+    window.refresh()
+    assert window.latency_gauge.value == window.latencies[-1]
+    assert window.step_gauge.value == window.session.stats.last_step_ms
+    assert window.train_gauge.value == learner.measured_training_bytes("sparse") / MIB
+    assert window.full_gauge.value == learner.measured_training_bytes("full") / MIB
+    assert window.train_gauge.value < window.full_gauge.value
+    assert window.model_gauge.value == 2 * learner.model_bytes() / MIB
+    assert window.rss_gauge.value > 50
+
+
+def test_mode_switch_changes_the_plan_and_the_memory_gauge(window, qtbot):
+    learner = window.session.learner
+    qtbot.waitUntil(lambda: learner.measured_training_bytes("lora") is not None, timeout=60_000)
+    sparse = window.train_gauge.value
+    window.mode_box.setCurrentText("full")
+    assert learner.mode == "full" and window.train_gauge.value == learner.measured_training_bytes("full") / MIB
+    assert window.train_gauge.value != sparse
+    qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
+    qtbot.waitUntil(lambda: window.session.stats.steps > 0, timeout=30_000)
+    assert learner._plan.scheme.name == "full"
+
+
+def test_export_reset_import_and_a_rejected_file(window, qtbot, tmp_path, monkeypatch):
+    errors = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: errors.append(text))
+    qtbot.keyClicks(window.editor, "Mira and Tobias went to Lisbon. Mira liked Lisbon. ")
+    qtbot.waitUntil(lambda: window.session.stats.rounds_accepted > 0, timeout=30_000)
+    learned = window.session.learner.deltas()
+    target = tmp_path / "me.pkb"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    window.export()
+    assert target.exists()
+    window.reset()
+    assert window.session.learner.deltas() == {} and window.session.store.history.sentences() == []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
+    window.import_file()
+    assert set(window.session.learner.deltas()) == set(learned) and not errors
+    (tmp_path / "bad.pkb").write_bytes(b"not a model")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tmp_path / "bad.pkb"), ""))
+    window.import_file()
+    assert errors and "Nothing was changed" in errors[0]
+    assert set(window.session.learner.deltas()) == set(learned)
+
+
+def test_replay_types_the_text_to_the_end_and_the_chart_has_points(window, qtbot):
+    text = "Mira and I walked to the lake. Mira and I talked about Lisbon. We walked home along the canal. "
+    window.speed.setValue(400)
+    window.start_replay(text)
+    qtbot.waitUntil(lambda: not window.replay.running, timeout=60_000)
+    assert window.editor.toPlainText() == text
+    window.refresh()
+    assert len(window.chart.series["suggested before typing"]) == window.typing.words >= 15
+    assert window.typing.keystrokes < window.typing.characters  # suggestions were taken
+    assert window.typing.hit_rate > 0 and window.chart.series["keystrokes saved"][-1][1] == window.typing.points[-1].saved
