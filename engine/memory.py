@@ -65,6 +65,12 @@ def _release_free_heap() -> None:
             trim(0)
 
 
+def process_rss_bytes() -> int | None:
+    """This process's resident set size now (Linux; None elsewhere)."""
+    kb = _status_kb("VmRSS")
+    return None if kb is None else kb * 1024
+
+
 class PeakRssGrowth:
     """Context manager: how far the resident set size peaks above its level at entry (Linux; None elsewhere)."""
 
