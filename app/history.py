@@ -21,6 +21,14 @@ CREATE TABLE IF NOT EXISTS blocked (word TEXT PRIMARY KEY);
 MAX_SENTENCE_CHARS = 2000
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
+def normalize_sentence(sentence: str) -> str:
+    """As a sentence is stored: control characters and runs of whitespace become one space, at most 2,000 chars."""
+    return " ".join(_CONTROL.sub(" ", sentence).split())[:MAX_SENTENCE_CHARS]
+
+
 def _phrase_pattern(phrase: str) -> re.Pattern:
     words = [re.escape(t.text) for t in tokens(phrase)]
     return re.compile(r"(?<!\w)" + r"\W+".join(words) + r"(?!\w)", re.IGNORECASE)
@@ -48,19 +56,27 @@ class History:
 
     def add(self, sentence: str) -> bool:
         """Record a finished sentence; False when incognito, empty, or it holds a blocked word."""
-        sentence = " ".join(sentence.split())[:MAX_SENTENCE_CHARS]
-        if self.incognito or not any(True for _ in tokens(sentence)):
-            return False
+        return bool(self.add_many([sentence]))
+
+    def add_many(self, sentences: list[str]) -> list[str]:
+        """Record finished sentences in one transaction (a paste); returns those recorded, as stored."""
+        if self.incognito:
+            return []
         blocked = self.blocked()
-        if any(t.text.lower() in blocked for t in tokens(sentence)):
-            return False
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT INTO sentences (at, text) VALUES (?, ?)", (time.time(), sentence))
-            self._db.execute("DELETE FROM sentences WHERE id <= (SELECT MAX(id) FROM sentences) - ?",
-                             (self.max_sentences,))
-            self._db.execute("COMMIT")
-        return True
+        kept = []
+        for sentence in map(normalize_sentence, sentences):
+            words = [t.text.lower() for t in tokens(sentence)]
+            if words and not any(w in blocked for w in words):
+                kept.append(sentence)
+        if kept:
+            now = time.time()
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT INTO sentences (at, text) VALUES (?, ?)", [(now, s) for s in kept])
+                self._db.execute("DELETE FROM sentences WHERE id <= (SELECT MAX(id) FROM sentences) - ?",
+                                 (self.max_sentences,))
+                self._db.execute("COMMIT")
+        return kept
 
     def sentences(self) -> list[str]:
         """All recorded sentences, oldest first."""

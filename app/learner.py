@@ -116,6 +116,7 @@ class Learner:
         self.base = {name: p.detach().clone() for name, p in self.model.named_parameters()}
         self.stats = LearnerStats()
         self.sentences: list[str] = []
+        self.max_sentences = 20_000
         self._learned_upto = 0
         self._rejected: set[str] = set()  # sentences of rolled-back rounds: never replayed
         self._rng = random.Random(self.config.seed)
@@ -199,8 +200,13 @@ class Learner:
 
     # --- rounds ----------------------------------------------------------------------------------------------
     def add(self, sentence: str) -> None:
+        """A finished sentence to learn from; the oldest drop out beyond `max_sentences`, as in the history."""
         with self._lock:
             self.sentences.append(sentence)
+            drop = len(self.sentences) - self.max_sentences
+            if drop > 0:
+                del self.sentences[:drop]
+                self._learned_upto = max(0, self._learned_upto - drop)
 
     def pending(self) -> int:
         """Finished sentences not learned from yet (0 when learning is off)."""

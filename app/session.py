@@ -85,6 +85,7 @@ class Session:
         self.tokenizer_sha256 = predictor.tokenizer.sha256
         self.learner = Learner(predictor.model, predictor.tokenizer, load_general(general_path), learner_config,
                                publish=self._publish)
+        self.learner.max_sentences = store.history.max_sentences
         self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
         self._done_upto = 0
         self._last_save = time.monotonic()
@@ -146,14 +147,14 @@ class Session:
 
         Returns how many were recorded: none while incognito, nor those holding a blocked word.
         """
-        recorded = [s for s in sentences if self.store.history.add(s)]
+        recorded = self.store.history.add_many(sentences)
         if not recorded:
             return 0
         with self.predictor.lock:
             for sentence in recorded:
                 self.predictor.user_words.add_sentence(sentence)
         for sentence in recorded:
-            self.learner.add(" ".join(sentence.split()))
+            self.learner.add(sentence)
         if self.worker is not None:
             self.worker.wake()
         else:
