@@ -146,7 +146,33 @@ def _cmd_presage_db(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    return _bench_engine(args) if args.target == "engine" else _bench_predict(args)
+    return {"engine": _bench_engine, "predict": _bench_predict, "crash": _bench_crash,
+            "soak": _bench_soak}[args.target](args)
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    from app.loading import load_predictor, read_eval_texts
+    from app.soak_bench import run_soak
+
+    path = args.text or CORPUS_DIR / "dailydialog_test.txt.xz"
+    if not Path(path).exists():
+        return _fail(f"no such text file: {path} (give one with --text)")
+    report = run_soak(load_predictor(args.model), read_eval_texts(path, args.keystrokes)[0].text, args.keystrokes)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _bench_crash(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from app.crash_bench import run_crash_bench
+
+    with tempfile.TemporaryDirectory(prefix="pocketkb-crash-") as folder:
+        report = run_crash_bench(Path(folder), args.kills)
+    for line in report.lines():
+        print(line)
+    return 0 if not report.problems and report.restarts_ok == report.kills else 1
 
 
 def _bench_engine(args: argparse.Namespace) -> int:
@@ -333,9 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(PRESAGE_DB))
     p.set_defaults(func=_cmd_presage_db)
 
-    p = sub.add_parser("bench", help="benchmarks: predict (suggestion latency), engine (training step cost)")
-    p.add_argument("target", choices=["predict", "engine"])
-    p.add_argument("--keystrokes", type=int, default=2000, help="predict: keystrokes to time")
+    p = sub.add_parser("bench", help="benchmarks: predict (suggestion latency), engine (training step cost), "
+                                     "crash (kill-and-restart safety), soak (a long session)")
+    p.add_argument("target", choices=["predict", "engine", "crash", "soak"])
+    p.add_argument("--kills", type=int, default=50, help="crash: SIGKILLs of the learning child process")
+    p.add_argument("--keystrokes", type=int, default=2000, help="predict, soak: keystrokes to type")
     p.add_argument("--repeats", type=int, default=20, help="engine: timed steps per scheme")
     p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
     p.add_argument("--learning-mode", default="sparse", help="predict: also time keystrokes while this mode learns "

@@ -1,0 +1,19 @@
+"""Short runs of the crash and soak benchmarks: kills during learning and saves, and a long-ish typing session."""
+from app.crash_bench import run_crash_bench
+from app.loading import load_predictor
+from app.soak_bench import run_soak
+
+
+def test_kill_during_learning_and_during_a_save_restarts_from_a_saved_state(tmp_path):
+    report = run_crash_bench(tmp_path, kills=2, progress=lambda line: None)
+    assert report.kills == 2 and report.during_save == 1
+    assert report.restarts_ok == 2 and not report.problems
+    assert not list((tmp_path / "data").glob(".*.tmp"))  # the last restart cleaned up
+
+
+def test_soak_keeps_history_bounded_and_learns(tmp_path):
+    text = "We walked to the lake after work. Mira talked about Lisbon again! Did Tobias send it? " * 10
+    report = run_soak(load_predictor(), text, keystrokes=1200, history_bound=5, progress=lambda line: None)
+    assert report.keystrokes == 1200 and report.rounds >= 3
+    assert report.history == 5
+    assert report.first_tenth.keystrokes == report.last_tenth.keystrokes == 120
