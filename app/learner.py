@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -119,6 +120,8 @@ class Learner:
         self.max_sentences = 20_000
         self._learned_upto = 0
         self._rejected: set[str] = set()  # sentences of rolled-back rounds: never replayed
+        self._incoming: deque[str] = deque()  # finished sentences not yet taken in by a round
+        self._requested_mode: str | None = None
         self._rng = random.Random(self.config.seed)
         self._lock = threading.RLock()
         self._plan: TrainPlan | None = None
@@ -200,18 +203,30 @@ class Learner:
 
     # --- rounds ----------------------------------------------------------------------------------------------
     def add(self, sentence: str) -> None:
-        """A finished sentence to learn from; the oldest drop out beyond `max_sentences`, as in the history."""
-        with self._lock:
-            self.sentences.append(sentence)
-            drop = len(self.sentences) - self.max_sentences
-            if drop > 0:
-                del self.sentences[:drop]
-                self._learned_upto = max(0, self._learned_upto - drop)
+        """A finished sentence to learn from. Never waits for a running round: it joins at the next one."""
+        if len(self._incoming) >= self.max_sentences:  # learning off for long: keep what the history keeps
+            self._incoming.popleft()
+        self._incoming.append(sentence)
+
+    def _sync(self) -> None:
+        """Under the lock: take in the sentences and the mode switch that arrived meanwhile."""
+        while self._incoming:
+            self.sentences.append(self._incoming.popleft())
+        drop = len(self.sentences) - self.max_sentences  # the oldest go, as in the history
+        if drop > 0:
+            del self.sentences[:drop]
+            self._learned_upto = max(0, self._learned_upto - drop)
+        mode, self._requested_mode = self._requested_mode, None
+        if mode is not None and mode != self.config.mode:
+            self._close_plan()
+            self.config.mode = mode
+            self._learned_upto = len(self.sentences)
 
     def pending(self) -> int:
-        """Finished sentences not learned from yet (0 when learning is off)."""
-        with self._lock:
-            return 0 if self.config.mode == "off" else len(self.sentences) - self._learned_upto
+        """Finished sentences not learned from yet (0 when learning is off); a hint, read without the lock."""
+        if self.mode == "off":
+            return 0
+        return len(self._incoming) + len(self.sentences) - self._learned_upto
 
     def run_round(self) -> RoundResult | None:
         """Learn from the newest sentences (with replay) for up to `steps_per_round` steps, then gate the result.
@@ -219,6 +234,7 @@ class Learner:
         None when there is nothing new to learn from (or learning is off).
         """
         with self._lock:
+            self._sync()
             train, held = self._split()
             pending = [i for i in train if i >= self._learned_upto]
             fresh = pending[-self.config.newest:]
@@ -282,17 +298,19 @@ class Learner:
     # --- modes and state -------------------------------------------------------------------------------------
     @property
     def mode(self) -> str:
-        return self.config.mode
+        return self._requested_mode or self.config.mode
 
     def set_mode(self, mode: str) -> None:
-        """What trains from now on; what was learned stays in the weights."""
+        """What trains from now on; what was learned stays in the weights. Never waits for a running round:
+        the switch then takes effect when it ends."""
         if mode not in MODES:
             raise ValueError(f"unknown update mode {mode!r}; modes: {', '.join(MODES)}")
-        with self._lock:
-            if mode != self.config.mode:
-                self._close_plan()
-                self.config.mode = mode
-                self._learned_upto = len(self.sentences)
+        self._requested_mode = mode
+        if self._lock.acquire(blocking=False):
+            try:
+                self._sync()
+            finally:
+                self._lock.release()
 
     def deltas(self) -> dict[str, torch.Tensor]:
         """The personal model: current weights minus base, for every parameter that differs."""
@@ -304,7 +322,9 @@ class Learner:
     def load_deltas(self, deltas: dict[str, torch.Tensor], sentences: list[str]) -> None:
         """Weights = base + `deltas` (missing names: base); `sentences` are the history already learned from."""
         with self._lock:
+            self._sync()
             self._close_plan()
+            self._incoming.clear()  # `sentences` is the whole history now
             for name, p in self.model.named_parameters():
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
             self.sentences = list(sentences)
@@ -314,6 +334,8 @@ class Learner:
     def replace_sentences(self, sentences: list[str]) -> None:
         """The history changed under us (forget): learn on from what is left."""
         with self._lock:
+            self._sync()
+            self._incoming.clear()
             self.sentences = list(sentences)
             self._learned_upto = min(self._learned_upto, len(self.sentences))
             self._rejected &= set(self.sentences)
@@ -321,6 +343,7 @@ class Learner:
     def heldout_loss(self, among_first: int | None = None) -> float | None:
         """Mean loss on the newest held-out sentences (of the first `among_first` sentences) as the weights stand."""
         with self._lock:
+            self._sync()
             _, held = self._split()
             held = [i for i in held if among_first is None or i < among_first]
             losses = self._row_losses([self._window(i) for i in held[-self.config.holdout_size:]])

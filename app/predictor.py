@@ -189,8 +189,10 @@ class Predictor:
         spelled = [state.prefix + form[len(state.prefix):]
                    for form in self.user_words.with_prefix(state.prefix, USER_CANDIDATES)]
         todo = [w for w in spelled if w.lower() not in found.mass and w not in self._user_memo]
+        encoded = {w: self.tokenizer.encode(w) for w in todo}
+        todo = [w for w in todo if 0 < len(encoded[w]) <= self.config.window_margin]  # must fit the window
         if todo:
-            rows = [self.tokenizer.encode(w) for w in todo]
+            rows = [encoded[w] for w in todo]
             width = max(map(len, rows))
             logits, _ = self.model.decode(torch.tensor([r + [0] * (width - len(r)) for r in rows]), self._cache)
             logps = torch.log_softmax(logits.float(), dim=-1)

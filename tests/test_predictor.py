@@ -92,3 +92,16 @@ def test_neural_alone_still_suggests(shipped_predictor):
         assert "much" in [w.lower() for w in shipped_predictor.suggest("Thank you very ")]
     finally:
         shipped_predictor.config.prior_weight = 0.4
+
+
+def test_a_long_odd_user_word_does_not_overrun_the_window(shipped_predictor):
+    from app.user_vocab import UserVocabulary
+
+    saved = shipped_predictor.user_words
+    shipped_predictor.user_words = UserVocabulary(["ࠀࠀࠀࠀࠀࠀࠀࠀࠀࠀ𐀀𐀀𐀀𐀀 is odd."])
+    try:
+        context = "0000000000ࠀ " * 60
+        assert len(shipped_predictor.suggest(context + "ࠀ")) <= 3
+    finally:
+        shipped_predictor.user_words = saved
+        shipped_predictor.invalidate()
