@@ -5,6 +5,7 @@ Samples random windows from tokenised corpora mixed by weight; the learning rate
 from __future__ import annotations
 
 import math
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -142,7 +143,22 @@ def _train_step(model: GPT, opt: torch.optim.AdamW, sampler: WindowSampler, cfg:
     state["train_loss"] = loss.item()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def pretrain(cfg: PretrainConfig) -> dict:
+    """Run (or resume) pretraining; SIGTERM or SIGINT (which a background job ignores) end it with a checkpoint
+    and the held-out evaluation."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _pretrain(cfg)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _pretrain(cfg: PretrainConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)

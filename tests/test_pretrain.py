@@ -23,10 +23,10 @@ def _corpus(tmp_path):
 
 
 def _cfg(tmp_path, out, **kw):
+    settings = dict(minutes=5, total_tokens=16 * 16 * 6, batch_size=16, eval_windows=4, warmup_tokens=512,
+                    cache_dir=str(tmp_path / "cache"), model=TINY)
     return PretrainConfig(corpora=_corpus(tmp_path), weights=[0.8, 0.2], out_dir=str(tmp_path / out),
-                          tokenizer=str(TOKENIZER_PATH), minutes=5, total_tokens=16 * 16 * 6,
-                          batch_size=16, eval_windows=4, cache_dir=str(tmp_path / "cache"),
-                          warmup_tokens=512, model=TINY, **kw)
+                          tokenizer=str(TOKENIZER_PATH), **{**settings, **kw})
 
 
 def test_readers(tmp_path):
@@ -62,3 +62,16 @@ def test_resume_without_optimizer_state_ramps_the_learning_rate_up_again(tmp_pat
     full = PretrainConfig(corpora=[], weights=[], out_dir="", tokenizer="", total_tokens=16 * 16 * 6,
                           warmup_tokens=512)
     assert abs(state["lr"] - learning_rate(full, 3 * 256) / 4) < 1e-9
+
+
+def test_sigterm_ends_a_run_with_a_checkpoint(tmp_path):
+    import os
+    import signal
+    import threading
+
+    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    result = pretrain(_cfg(tmp_path, "run", total_tokens=10**9))
+    timer.join()
+    assert 0 < result["tokens"] < 10**9 and "corpus0_loss" in result
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
