@@ -11,7 +11,8 @@ from typing import Callable, Iterator
 
 # Whitespace and ASCII punctuation separate words (as in Presage); so do control characters.
 SEPARATORS = string.whitespace + string.punctuation + "".join(map(chr, [*range(32), *range(127, 160)]))
-_TOKEN = re.compile(r"[^" + re.escape(SEPARATORS) + r"]+")
+WORD_CHAR = r"[^\s" + re.escape(SEPARATORS) + r"]"  # any Unicode whitespace separates words too
+_TOKEN = re.compile(WORD_CHAR + "+")
 CONTINUATION_MARKS = "'-"
 
 Suggest = Callable[[str], list[str]]

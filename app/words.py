@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.ksr import SEPARATORS
+from app.ksr import SEPARATORS, WORD_CHAR
 
-_TRAILING_WORD = re.compile(r"[^" + re.escape(SEPARATORS) + r"]*\Z")
+_TRAILING_WORD = re.compile(WORD_CHAR + r"*\Z")
 _TRAILING_CHUNK = re.compile(r"\S*\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _SENTENCE_END = re.compile(r"(^|[.!?]['\")\]]*)\s*\Z")

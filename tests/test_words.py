@@ -1,4 +1,6 @@
 """Splitting the text before the cursor into context, anchor and typed prefix; following the user's case."""
+import pytest
+
 from app.words import match_case, split_typing
 
 
@@ -10,6 +12,12 @@ def test_split_new_word_after_space():
 def test_split_continuation_after_apostrophe():
     s = split_typing("I don'")
     assert (s.context, s.anchor, s.prefix) == ("I ", "don'", "")
+
+
+@pytest.mark.parametrize("space", ["\xa0", "\u2003", "\u3000"])
+def test_any_unicode_space_ends_a_word(space):
+    s = split_typing(f"Thank you{space}ve")
+    assert s.prefix == "ve" and split_typing(f"Thank you{space}").prefix == ""
 
 
 def test_sentence_start():
