@@ -149,7 +149,7 @@ class Predictor:
         past = None
         if common > 0:
             past = [(k[:, :, :common], v[:, :, :common]) for k, v in self._cache]
-        logits, cache = self.model.decode(torch.tensor([tokens[common:]]), past)
+        logits, cache = self.model.decode(torch.tensor([tokens[common:]]), past, last_only=True)
         self._tokens, self._cache = tokens, cache
         self._memo.clear()
         self._user_memo.clear()
@@ -194,7 +194,7 @@ class Predictor:
         if todo:
             rows = [encoded[w] for w in todo]
             width = max(map(len, rows))
-            logits, _ = self.model.decode(torch.tensor([r + [0] * (width - len(r)) for r in rows]), self._cache)
+            logits, _ = self.model.decode(torch.tensor([r + [0] * (width - len(r)) for r in rows]), prefix=self._cache)
             logps = torch.log_softmax(logits.float(), dim=-1)
             for i, (word, row) in enumerate(zip(todo, rows)):
                 score = self._last_logp[row[0]].item() + sum(logps[i, t - 1, row[t]].item() for t in range(1, len(row)))
@@ -207,7 +207,7 @@ class Predictor:
     def _spell_forced(self, state: TypingState, found: _Candidates) -> None:
         """For text no piece search can spell (rare symbols): the typed text's own tokens, then one piece more."""
         forced = self.tokenizer.encode(state.anchor + state.prefix)[-self.config.window_margin:]
-        logits, _ = self.model.decode(torch.tensor([forced]), self._cache)
+        logits, _ = self.model.decode(torch.tensor([forced]), prefix=self._cache, last_only=True)
         logp = torch.log_softmax(logits[0, -1].float(), dim=-1)[self.index.continue_ids]
         top_scores, top_pos = logp.topk(min(len(logp), 4 * self.config.suggestions + len(self.blocked)))
         for score, pos in zip(top_scores.tolist(), top_pos.tolist()):
@@ -222,21 +222,18 @@ class Predictor:
         """
         todo = [h for h in level if tuple(h.tokens) not in self._memo]
         if todo:
-            depth = len(todo[0].tokens)
-            past = self._cache
-            if depth > 1:
+            past = None
+            if len(todo[0].tokens) > 1:  # each row's own keys/values beyond the context, from the memo
                 own = [self._memo[tuple(h.tokens[:-1])][1] for h in todo]
-                past = [(torch.cat((ck.expand(len(todo), -1, -1, -1), torch.cat([o[i][0] for o in own])), dim=2),
-                         torch.cat((cv.expand(len(todo), -1, -1, -1), torch.cat([o[i][1] for o in own])), dim=2))
-                        for i, (ck, cv) in enumerate(self._cache)]
-            logits, cache = self.model.decode(torch.tensor([[h.tokens[-1]] for h in todo]), past)
+                past = [(torch.cat([o[i][0] for o in own]), torch.cat([o[i][1] for o in own]))
+                        for i in range(len(self._cache))]
+            logits, cache = self.model.decode(torch.tensor([[h.tokens[-1]] for h in todo]), past, prefix=self._cache)
             logps = torch.log_softmax(logits[:, -1].float(), dim=-1)
-            start = len(self._tokens)
             if len(self._memo) > MEMO_LIMIT:
                 self._memo.clear()
             for row, hyp in enumerate(todo):
-                self._memo[tuple(hyp.tokens)] = (logps[row], [(k[row:row + 1, :, start:].clone(),
-                                                               v[row:row + 1, :, start:].clone()) for k, v in cache])
+                self._memo[tuple(hyp.tokens)] = (logps[row], [(k[row:row + 1].clone(), v[row:row + 1].clone())
+                                                               for k, v in cache])
         return [self._memo[tuple(h.tokens)][0] for h in level]
 
     def _expand(self, hyp: _Hyp, logp: torch.Tensor, required: str, state: TypingState,

@@ -40,16 +40,20 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, past: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
+    def forward(self, x: torch.Tensor, past: LayerCache | None = None, prefix: LayerCache | None = None
+                ) -> tuple[torch.Tensor, LayerCache]:
+        """`past`: each row's own cached keys/values; `prefix`: a batch-1 cache that every row attends to first.
+
+        Returns the output and the rows' own keys/values (past and new; the shared prefix is not copied in).
+        """
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if past is not None:
-            pk, pv = past
-            if pk.shape[0] != B:  # a shared prefix cached once for a batch of hypotheses
-                pk, pv = pk.expand(B, -1, -1, -1), pv.expand(B, -1, -1, -1)
-            k, v = torch.cat((pk, k), dim=2), torch.cat((pv, v), dim=2)
-        if past is None or T > 1:
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+        if prefix is not None:
+            y = _attend_after_prefix(q, k, v, prefix)
+        elif past is None or T > 1:
             mask = None if past is None else _offset_causal_mask(T, k.shape[2], x.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None,
                                                dropout_p=self.dropout if self.training else 0.0)
@@ -57,6 +61,24 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.c_proj(y), (k, v)
+
+
+def _attend_after_prefix(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix: LayerCache) -> torch.Tensor:
+    """Attention over a shared batch-1 prefix and then each row's own keys (causal among the last T).
+
+    The rows' queries are folded into one matrix against the prefix, so the prefix is never copied per row.
+    """
+    B, H, T, D = q.shape
+    pk, pv = prefix[0][0], prefix[1][0]  # (H, P, D)
+    P, S = pk.shape[1], k.shape[2]
+    scale = 1.0 / math.sqrt(D)
+    folded = q.transpose(0, 1).reshape(H, B * T, D)
+    on_prefix = (folded @ pk.transpose(1, 2)).view(H, B, T, P).transpose(0, 1) * scale
+    on_own = (q @ k.transpose(2, 3) * scale).masked_fill(~_offset_causal_mask(T, S, q.device), -math.inf)
+    weights = torch.cat((on_prefix, on_own), dim=-1).softmax(dim=-1)
+    w_prefix, w_own = weights.split((P, S), dim=-1)
+    from_prefix = (w_prefix.transpose(0, 1).reshape(H, B * T, P) @ pv).view(H, B, T, D).transpose(0, 1)
+    return from_prefix + w_own @ v
 
 
 def _offset_causal_mask(T: int, S: int, device: torch.device) -> torch.Tensor:
@@ -82,8 +104,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, past: LayerCache | None = None, return_cache: bool = False):
-        a, cache = self.attn(self.ln_1(x), past)
+    def forward(self, x: torch.Tensor, past: LayerCache | None = None, return_cache: bool = False,
+                prefix: LayerCache | None = None):
+        a, cache = self.attn(self.ln_1(x), past, prefix)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return (x, cache) if return_cache else x
@@ -134,16 +157,20 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
 
     @torch.inference_mode()
-    def decode(self, idx: torch.Tensor, past: list[LayerCache] | None = None
+    def decode(self, idx: torch.Tensor, past: list[LayerCache] | None = None,
+               prefix: list[LayerCache] | None = None, last_only: bool = False
                ) -> tuple[torch.Tensor, list[LayerCache]]:
         """Incremental decoding: logits of the new tokens `idx` given the cache of earlier ones.
 
-        A cache with batch 1 is shared by every row of a larger batch of new tokens.
+        `past` holds each row's own earlier tokens; `prefix`, if given, a batch-1 cache of tokens before
+        those that every row shares. The returned cache covers `past` and the new tokens, not the prefix.
+        `last_only` computes the logits of the last position only (the vocabulary projection is the costly part).
         """
-        offset = 0 if past is None else past[0][0].shape[2]
+        offset = sum(c[0][0].shape[2] for c in (prefix, past) if c is not None)
         x = self.embed(idx, offset)
         caches = []
         for i, block in enumerate(self.blocks):
-            x, cache = block(x, None if past is None else past[i], return_cache=True)
+            x, cache = block(x, None if past is None else past[i], return_cache=True,
+                             prefix=None if prefix is None else prefix[i])
             caches.append(cache)
-        return self.head(x), caches
+        return self.head(x[:, -1:] if last_only else x), caches

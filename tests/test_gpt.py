@@ -27,6 +27,9 @@ def test_kv_cache_matches_full_forward():
             logits, cache = model.decode(idx[:, t:t + 1], cache)
             outs.append(logits)
     assert torch.allclose(torch.cat(outs, dim=1), full, atol=1e-5)
+    with torch.no_grad():
+        last, _ = model.decode(idx[:, 10:13], model.decode(idx[:, :10])[1], last_only=True)
+    assert last.shape[1] == 1 and torch.allclose(last[:, 0], full[:, 12], atol=1e-5)
 
 
 def test_shared_prefix_cache_serves_a_batch():
@@ -35,9 +38,14 @@ def test_shared_prefix_cache_serves_a_batch():
     with torch.no_grad():
         _, cache = model.decode(idx[:, :8])
         batch = torch.stack([idx[0, 8:12], idx[0, 8:12].flip(0)])
-        logits, _ = model.decode(batch, cache)
+        logits, own = model.decode(batch[:, :2], prefix=cache)  # several tokens per row, then one by one
+        outs = [logits]
+        for t in (2, 3):
+            logits, own = model.decode(batch[:, t:t + 1], own, prefix=cache)
+            outs.append(logits)
         full = model(torch.cat([idx[:, :8].expand(2, -1), batch], dim=1))
-    assert torch.allclose(logits, full[:, 8:], atol=1e-5)
+    assert torch.allclose(torch.cat(outs, dim=1), full[:, 8:], atol=1e-5)
+    assert own[0][0].shape[2] == 4  # the rows' own keys only: the shared prefix is not copied in
 
 
 def test_tied_embeddings_and_loss():
