@@ -229,7 +229,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         weights.append(float(weight) if weight else 1.0)
     cfg = PretrainConfig(corpora=corpora, weights=weights, out_dir=args.out, tokenizer=str(args.tokenizer),
                          minutes=args.minutes, total_tokens=args.total_tokens, seed=args.seed,
-                         cache_dir=args.cache_dir)
+                         cache_dir=args.cache_dir, threads=args.threads)
     pretrain(cfg)
     return 0
 
@@ -380,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", default=str(TOKENIZER_PATH))
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache-dir", default="runs/tokens", help="where tokenised corpora are cached")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (1 leaves a core to other work)")
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("search-scheme", help="contribution analysis and search for the sparse update scheme")
