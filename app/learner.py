@@ -53,6 +53,7 @@ class LearnerConfig:
     general_tolerance: float = 0.08  # rise of general-text loss over the base model's that rolls a round back
     general_rows: int = 16          # passages of the base model's text the general check scores
     general_every: int = 4          # rounds between general checks (a full forward pass; the held-out one is cheap)
+    prefix_cache_mb: float = 8.0    # frozen-prefix outputs kept for replayed samples (least recently used go first)
     lr: dict[str, float] = field(default_factory=_default_lr)
     seed: int = 0
 
@@ -280,7 +281,8 @@ class Learner:
             scheme = load_scheme(self.config.mode, self.schemes_dir)
             # no momentum: a round's change comes from its own batches only, so the gate judges what it learned
             optimizer = OptimizerConfig(lr=self.config.lr[self.config.mode], beta1=0.0)
-            self._plan = compile_plan(staged_lm(self.model), scheme, optimizer)
+            self._plan = compile_plan(staged_lm(self.model), scheme, optimizer,
+                                      cache_bytes=int(self.config.prefix_cache_mb * 2**20))
         return self._plan
 
     def _touched(self) -> dict[str, torch.Tensor]:

@@ -18,6 +18,7 @@ from app.predictor import Predictor
 from app.sentences import finished_sentences
 from app.store import Store, new_meta
 from app.user_vocab import UserVocabulary
+from engine.memory import release_free_heap
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general
@@ -29,6 +30,7 @@ class SessionConfig:
     save_seconds: float = 20.0       # the personal model is written at most this often while learning
     autosave: bool = True
     measure_costs: bool = False      # the worker first measures every mode's training memory (for the gauges)
+    trim_seconds: float = 10.0       # when learning pauses, freed heap goes back to the system at most this often
 
 
 class LearnerWorker:
@@ -39,6 +41,7 @@ class LearnerWorker:
         self._wake = threading.Event()
         self._stop = False
         self.busy = False
+        self._trimmed = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
         self._thread.start()
 
@@ -58,7 +61,14 @@ class LearnerWorker:
             while not self._stop and self.session.learner.pending():
                 self.busy = True
                 self.session.learn_round()
+            self._trim()
             self.busy = False
+
+    def _trim(self) -> None:
+        """Rounds allocate and free tensors of many sizes; without this the heap only grows over a day of typing."""
+        if time.monotonic() - self._trimmed >= self.session.config.trim_seconds:
+            release_free_heap()
+            self._trimmed = time.monotonic()
 
     def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no round runs or waits (tests, shutdown); False on timeout."""

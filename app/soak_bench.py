@@ -47,9 +47,8 @@ def run_soak(predictor: Predictor, text: str, keystrokes: int, history_bound: in
         session = Session(predictor, Store(Path(folder), max_sentences=history_bound), LearnerConfig(mode="sparse"),
                           SessionConfig(background=True, save_seconds=10.0))
         samples, warm_rss = [], None
-        window = 4000  # the text area holds the newest characters, as an editor's view would
         for i in range(1, len(text) + 1):
-            typed = text[max(0, i - window):i]
+            typed = text[:i]  # the whole text area, as the window passes it on
             session.text_changed(typed)
             start = time.perf_counter()
             session.suggest(typed)

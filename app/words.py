@@ -12,7 +12,8 @@ from app.ksr import SEPARATORS, WORD_CHAR
 _TRAILING_WORD = re.compile(WORD_CHAR + r"*\Z")
 _TRAILING_CHUNK = re.compile(r"\S*\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
-_SENTENCE_END = re.compile(r"(^|[.!?]['\")\]]*)\s*\Z")
+_CLOSERS = "'\")]"
+_TAIL = 256  # characters searched first for a trailing match: a keystroke costs the same in a long text
 
 
 def is_word_char(ch: str) -> bool:
@@ -34,14 +35,27 @@ class TypingState:
 
     @property
     def sentence_start(self) -> bool:
-        return not self.anchor and bool(_SENTENCE_END.search(self.context))
+        """The context is empty or ends with . ! or ? (then perhaps closing quotes or brackets) and whitespace."""
+        if self.anchor:
+            return False
+        context = self.context.rstrip()
+        return not context or context.rstrip(_CLOSERS)[-1:] in (".", "!", "?")
+
+
+def _trailing(pattern: re.Pattern, text: str) -> str:
+    """The match of `pattern` (a run anchored at the end) searched in the tail first, the whole text only if needed."""
+    start = max(0, len(text) - _TAIL)
+    match = pattern.search(text, start)
+    if match.start() == start > 0:
+        match = pattern.search(text)
+    return match.group()
 
 
 def split_typing(text: str) -> TypingState:
     text = _CONTROL.sub(" ", text)
-    prefix = _TRAILING_WORD.search(text).group()
+    prefix = _trailing(_TRAILING_WORD, text)
     before = text[: len(text) - len(prefix)]
-    anchor = _TRAILING_CHUNK.search(before).group()
+    anchor = _trailing(_TRAILING_CHUNK, before)
     return TypingState(before[: len(before) - len(anchor)], anchor, prefix)
 
 

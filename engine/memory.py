@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -56,13 +57,18 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
-def _release_free_heap() -> None:
-    """Give freed heap pages back to the system, so the next allocations show up as RSS growth (glibc only)."""
+@functools.cache
+def _malloc_trim():
     name = ctypes.util.find_library("c")
-    if name:
-        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
-        if trim is not None:
-            trim(0)
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def release_free_heap() -> None:
+    """Give freed heap pages back to the system (glibc only): a long-running process stays at its real size,
+    and the next allocations show up as RSS growth."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def process_rss_bytes() -> int | None:
@@ -79,7 +85,7 @@ class PeakRssGrowth:
         self._start: int | None = None
 
     def __enter__(self) -> "PeakRssGrowth":
-        _release_free_heap()
+        release_free_heap()
         try:
             _CLEAR_REFS.write_text("5")  # resets the peak (VmHWM) to the current RSS
         except OSError:

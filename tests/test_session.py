@@ -173,3 +173,12 @@ def test_background_worker_learns_while_suggestions_go_on(tmp_path):
     assert session.stats.rounds_accepted + session.stats.rounds_rolled_back >= 1
     assert (tmp_path / "personal.safetensors").exists() or session.stats.rounds_accepted == 0
     session.close()
+
+
+def test_the_learners_prefix_cache_stays_within_its_budget(tmp_path):
+    session = open_session(tmp_path, prefix_cache_mb=0.25)
+    for s in sentences(30):
+        session.commit_sentences([s])
+    cache = session.learner._plan.cache
+    assert 0 < cache.bytes <= 0.25 * 2**20
+    session.close()

@@ -25,6 +25,15 @@ def test_sentence_start():
     assert split_typing("Hello there. ").sentence_start
     assert split_typing("Hello there. W").sentence_start
     assert not split_typing("Hello there ").sentence_start
+    assert split_typing('She said "Go!" Th').sentence_start and split_typing("(Really?) \n").sentence_start
+    assert not split_typing("Hello there.) But ").sentence_start and not split_typing(")] ").sentence_start
+
+
+def test_words_longer_than_the_searched_tail_are_whole():
+    word, chunk = "x" * 1000, "y" * 700 + "'"
+    s = split_typing("Some text " + chunk + word)
+    assert (s.context, s.anchor, s.prefix) == ("Some text ", chunk, word)
+    assert split_typing("a " * 5000 + "wor").prefix == "wor"
 
 
 def test_match_case():
