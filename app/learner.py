@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from engine.lm import staged_lm
 from engine.optimizer import OptimizerConfig
@@ -33,7 +34,7 @@ Publish = Callable[[dict[str, torch.Tensor]], None]
 
 
 def _default_lr() -> dict[str, float]:
-    return {"sparse": 1e-3, "full": 1e-4, "bias-only": 3e-3, "last-block": 3e-4, "lora": 1e-3}
+    return {"sparse": 1e-4, "full": 1e-5, "bias-only": 3e-3, "last-block": 3e-4, "lora": 1e-3}
 
 
 @dataclass
@@ -50,6 +51,8 @@ class LearnerConfig:
     holdout_every: int = 5          # one sentence in this many is held out (chosen by a hash of its text)
     holdout_size: int = 24          # newest held-out sentences that score each round
     gate_tolerance: float = 0.002   # mean relative rise of held-out loss that rolls a round back
+    judged_sentences: int = 32      # new sentences, each scored before it is learned, that decide a pull-back
+    base_tolerance: float = 0.0     # their loss may exceed the base model's by this share before the delta halves
     general_tolerance: float = 0.08  # rise of general-text loss over the base model's that rolls a round back
     general_rows: int = 16          # passages of the base model's text the general check scores
     general_every: int = 4          # rounds between general checks (a full forward pass; the held-out one is cheap)
@@ -66,6 +69,7 @@ class LearnerConfig:
 class LearnerStats:
     rounds_accepted: int = 0
     rounds_rolled_back: int = 0
+    pullbacks: int = 0              # times new text was predicted worse than by the base model: delta halved
     steps: int = 0
     sentences_learned: int = 0
     learn_ms: float = 0.0           # wall time of rounds: steps and gate evaluations
@@ -131,6 +135,7 @@ class Learner:
         self._general_check = self._general[: self.config.general_rows]
         self._base_general = self._mean_loss(self._general_check)
         self._rounds = 0
+        self._judged: deque[tuple[float, float]] = deque(maxlen=self.config.judged_sentences)
 
     # --- data ------------------------------------------------------------------------------------------------
     def _general_rows(self, lines: list[str]) -> list[list[int]]:
@@ -170,12 +175,14 @@ class Learner:
 
     # --- scoring ---------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _row_losses(self, rows: list[list[int]]) -> list[float]:
-        """Per row: mean next-token loss over its newest `scored` positions."""
+    def _row_losses(self, rows: list[list[int]], weights: dict[str, torch.Tensor] | None = None) -> list[float]:
+        """Per row: mean next-token loss over its newest `scored` positions (with `weights`: those, not the model's)."""
         if not rows:
             return []
         batch = self._stack(rows)
-        logits = self.model(batch[:, :-1])[:, -self.config.scored:]
+        inputs = batch[:, :-1]
+        logits = self.model(inputs) if weights is None else functional_call(self.model, weights, (inputs,))
+        logits = logits[:, -self.config.scored:]
         targets = batch[:, 1:][:, -self.config.scored:]
         losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
         return losses.view(len(rows), -1).mean(1).tolist()
@@ -243,6 +250,7 @@ class Learner:
                 self._learned_upto = len(self.sentences)
                 return None
             start = time.perf_counter()
+            self._judge_new_text(fresh)
             plan = self._ensure_plan()
             held = [i for i in held if i < pending[0]]  # judged on text from before the round's own
             before = self._heldout_losses(plan, held)
@@ -275,6 +283,30 @@ class Learner:
             ms = (time.perf_counter() - start) * 1000
             self.stats.learn_ms += ms
             return RoundResult(not reason, steps, ms, reason)
+
+    def _judge_new_text(self, fresh: list[int]) -> None:
+        """Test, then train: how the personal and the base model predict sentences no round has trained on yet.
+
+        When over the last `judged_sentences` new sentences the personal model did worse than the base model, it
+        has learned what does not carry over to new text (held-out sentences of the same posts can miss this):
+        its delta is halved, and the count starts again.
+        """
+        rows = [self._window(i) for i in fresh]
+        self._judged.extend(zip(self._row_losses(rows), self._row_losses(rows, self.base)))
+        if len(self._judged) < self._judged.maxlen:
+            return
+        personal, base = (statistics.fmean(column) for column in zip(*self._judged))
+        if personal <= base * (1 + self.config.base_tolerance):
+            return
+        self._judged.clear()
+        self._close_plan()  # weights change outside the plan: the next round builds a new one
+        params = dict(self.model.named_parameters())
+        moved = {name: p for name, p in params.items() if not torch.equal(p, self.base[name])}
+        with torch.no_grad():
+            for name, p in moved.items():
+                p.copy_(self.base[name] + 0.5 * (p - self.base[name]))
+        self.stats.pullbacks += 1
+        self.publish({name: p.detach().clone() for name, p in moved.items()})
 
     def _ensure_plan(self) -> TrainPlan:
         if self._plan is None:
@@ -326,6 +358,7 @@ class Learner:
         with self._lock:
             self._sync()
             self._close_plan()
+            self._judged.clear()  # scores of the weights being replaced
             self._incoming.clear()  # `sentences` is the whole history now
             for name, p in self.model.named_parameters():
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])

@@ -182,3 +182,23 @@ def test_the_learners_prefix_cache_stays_within_its_budget(tmp_path):
     cache = session.learner._plan.cache
     assert 0 < cache.bytes <= 0.25 * 2**20
     session.close()
+
+
+def test_new_text_predicted_worse_than_by_the_base_model_halves_the_personal_delta(tmp_path):
+    """Each new sentence is scored before it is learned; a personal model that predicts new text worse than the base
+    model (here: noise in its weights) is pulled back halfway to the base. One that predicts it better is kept."""
+    session = open_session(tmp_path, judged_sentences=8)
+    for s in sentences(30):
+        session.commit_sentences([s])
+    assert session.stats.pullbacks == 0 and session.learner.deltas()
+    noise = {"blocks.3.mlp.c_fc.weight": 0.3 * torch.randn(1024, 256, generator=torch.Generator().manual_seed(0))}
+    session.learner.load_deltas(noise, session.learner.sentences)
+    for s in sentences(20, seed=9):
+        before = session.learner.deltas()["blocks.3.mlp.c_fc.weight"].norm()
+        session.commit_sentences([s])
+        if session.stats.pullbacks:
+            break
+    assert session.stats.pullbacks == 1
+    after = session.learner.deltas()["blocks.3.mlp.c_fc.weight"].norm()
+    assert 0.4 < after / before < 0.65  # halved, plus the round's own small step
+    session.close()
