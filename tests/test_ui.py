@@ -65,6 +65,9 @@ def test_gauges_show_what_the_session_measured(window, qtbot):
     assert window.train_gauge.value < window.full_gauge.value
     assert window.model_gauge.value == 2 * learner.model_bytes() / MIB
     assert window.rss_gauge.value > 50
+    stats = window.session.stats
+    assert (f"rounds kept {stats.rounds_accepted} · rolled back {stats.rounds_rolled_back} · "
+            f"pulled back {stats.pullbacks}") in window.learning_label.text()
 
 
 def test_mode_switch_changes_the_plan_and_the_memory_gauge(window, qtbot):

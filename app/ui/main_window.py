@@ -283,7 +283,7 @@ class MainWindow(QMainWindow):
         loss = "—" if stats.last_loss is None else f"{stats.last_loss:.3f}"
         self.learning_label.setText(
             f"mode {learner.mode} · rounds kept {stats.rounds_accepted} · rolled back {stats.rounds_rolled_back} · "
-            f"sentences learned {stats.sentences_learned} · training loss {loss} · "
+            f"pulled back {stats.pullbacks} · sentences learned {stats.sentences_learned} · training loss {loss} · "
             f"keystrokes saved {self.typing.saved:.1f}% over {self.typing.words} words")
 
     def closeEvent(self, event) -> None:
