@@ -227,7 +227,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             return 2
         corpora.append(path)
         weights.append(float(weight) if weight else 1.0)
-    cfg = PretrainConfig(corpora=corpora, weights=weights, out_dir=args.out, tokenizer=str(args.tokenizer),
+    given = any(":" in spec for spec in args.corpus)  # none given: a resumed run keeps its checkpoint's mixture
+    cfg = PretrainConfig(corpora=corpora, weights=weights if given else None, out_dir=args.out,
+                         tokenizer=str(args.tokenizer),
                          minutes=args.minutes, total_tokens=args.total_tokens, seed=args.seed,
                          cache_dir=args.cache_dir, threads=args.threads)
     pretrain(cfg)
@@ -373,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pretrain (or resume pretraining) the base model")
     p.add_argument("--corpus", nargs="+", required=True,
-                   help="corpus files (.txt, .txt.xz, users .jsonl.xz), each optionally FILE:WEIGHT")
+                   help="corpus files (.txt, .txt.xz, users .jsonl.xz), each optionally FILE:WEIGHT (without any "
+                        "weight a resumed run keeps its checkpoint's mixture, a new one samples them equally)")
     p.add_argument("--out", default=str(BASE_DIR), help="checkpoint folder (resumed if it holds one)")
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this run")
     p.add_argument("--total-tokens", type=int, default=48_000_000, help="length of the learning-rate schedule")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 @dataclass
 class PretrainConfig:
     corpora: list[str]
-    weights: list[float]
+    weights: list[float] | None     # sampling share per corpus; None: a resumed run's own, else equal
     out_dir: str
     tokenizer: str
     minutes: float = 60.0
@@ -158,6 +158,17 @@ def pretrain(cfg: PretrainConfig) -> dict:
             signal.signal(sig, handler)
 
 
+def corpus_weights(cfg: PretrainConfig, state: dict | None) -> list[float]:
+    """The mixture to sample: as given; else, when resuming on the same corpora, the checkpoint's (a resume
+    without weights must not silently change what the model trains on); else equal shares."""
+    if cfg.weights is not None:
+        return list(cfg.weights)
+    before = (state or {}).get("config", {})
+    if before.get("corpora") == list(cfg.corpora) and before.get("weights"):
+        return list(before["weights"])
+    return [1.0] * len(cfg.corpora)
+
+
 def _pretrain(cfg: PretrainConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -165,9 +176,10 @@ def _pretrain(cfg: PretrainConfig) -> dict:
     tokenizer = Tokenizer(Path(cfg.tokenizer))
     splits = [token_cache.build(tokenizer, path, cfg.cache_dir) for path in cfg.corpora]
     state = read_json(out / STATE_FILE) if (out / STATE_FILE).exists() else None
+    cfg = replace(cfg, weights=corpus_weights(cfg, state))
     if state is not None:
         model = load_model(out)
-        print(f"resuming at {state['tokens']:,} tokens ({state['step']} steps)")
+        print(f"resuming at {state['tokens']:,} tokens ({state['step']} steps), corpus weights {cfg.weights}")
     else:
         model = GPT(GPTConfig.from_dict({**cfg.model, "vocab_size": tokenizer.vocab_size}))
         state = {"step": 0, "tokens": 0, "seconds": 0.0, "evals": []}

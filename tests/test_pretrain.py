@@ -25,8 +25,8 @@ def _corpus(tmp_path):
 def _cfg(tmp_path, out, **kw):
     settings = dict(minutes=5, total_tokens=16 * 16 * 6, batch_size=16, eval_windows=4, warmup_tokens=512,
                     cache_dir=str(tmp_path / "cache"), model=TINY)
-    return PretrainConfig(corpora=_corpus(tmp_path), weights=[0.8, 0.2], out_dir=str(tmp_path / out),
-                          tokenizer=str(TOKENIZER_PATH), **{**settings, **kw})
+    return PretrainConfig(corpora=_corpus(tmp_path), out_dir=str(tmp_path / out), tokenizer=str(TOKENIZER_PATH),
+                          **{"weights": [0.8, 0.2], **settings, **kw})
 
 
 def test_readers(tmp_path):
@@ -75,3 +75,12 @@ def test_sigterm_ends_a_run_with_a_checkpoint(tmp_path):
     timer.join()
     assert 0 < result["tokens"] < 10**9 and "corpus0_loss" in result
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_resume_without_weights_keeps_the_checkpoints_mixture(tmp_path, capsys):
+    pretrain(_cfg(tmp_path, "run", max_steps=1))
+    pretrain(_cfg(tmp_path, "run", max_steps=1, weights=None))
+    state = json.loads((tmp_path / "run" / "pretrain_state.json").read_text())
+    assert state["config"]["weights"] == [0.8, 0.2] and "corpus weights [0.8, 0.2]" in capsys.readouterr().out
+    pretrain(_cfg(tmp_path, "new", max_steps=1, weights=None))
+    assert json.loads((tmp_path / "new" / "pretrain_state.json").read_text())["config"]["weights"] == [1.0, 1.0]
