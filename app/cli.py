@@ -147,7 +147,39 @@ def _cmd_presage_db(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     return {"engine": _bench_engine, "predict": _bench_predict, "crash": _bench_crash,
-            "soak": _bench_soak}[args.target](args)
+            "soak": _bench_soak, "learning": _bench_learning}[args.target](args)
+
+
+def _bench_learning(args: argparse.Namespace) -> int:
+    import torch
+
+    from app.learner import MODES
+    from app.learning_bench import format_results, learn_and_score
+    from app.loading import read_eval_texts
+    from models.checkpoint import load_model
+    from models.general_replay import load as load_general
+    from models.tokenizer import Tokenizer
+
+    path = args.users or CORPUS_DIR / "blogs_users_dev.jsonl.xz"
+    if not Path(path).exists():
+        return _fail(f"no such users file: {path} (give one with --users)")
+    unknown = [m for m in args.modes if m not in MODES or m == "off"]
+    if unknown:
+        return _fail(f"cannot measure learning in mode {unknown[0]!r}; modes: {', '.join(MODES[1:])}")
+    torch.set_num_threads(1)
+    model, tokenizer, general = load_model(args.model), Tokenizer(TOKENIZER_PATH), load_general(GENERAL_REPLAY_PATH)
+    texts = read_eval_texts(path, args.chars, args.skip + args.limit)[args.skip:]
+    results = []
+    overrides = {"lr": {mode: args.lr for mode in args.modes}} if args.lr else None
+    for mode in args.modes:
+        for item in texts:
+            results.append(learn_and_score(model, tokenizer, general, item, mode, overrides))
+            print(format_results(results[-1:])[1], flush=True)
+    for line in format_results(results):
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
+    return 0
 
 
 def _bench_soak(args: argparse.Namespace) -> int:
@@ -362,14 +394,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presage_db)
 
     p = sub.add_parser("bench", help="benchmarks: predict (suggestion latency), engine (training step cost), "
-                                     "crash (kill-and-restart safety), soak (a long session)")
-    p.add_argument("target", choices=["predict", "engine", "crash", "soak"])
+                                     "crash (kill-and-restart safety), soak (a long session), learning (does "
+                                     "learning a user's earlier text help on their later text)")
+    p.add_argument("target", choices=["predict", "engine", "crash", "soak", "learning"])
     p.add_argument("--kills", type=int, default=50, help="crash: SIGKILLs of the learning child process")
     p.add_argument("--keystrokes", type=int, default=2000, help="predict, soak: keystrokes to type")
     p.add_argument("--repeats", type=int, default=20, help="engine: timed steps per scheme")
     p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
     p.add_argument("--learning-mode", default="sparse", help="predict: also time keystrokes while this mode learns "
                                                             "in the background ('off' to skip)")
+    p.add_argument("--users", help="learning: users .jsonl.xz file (default: the dev users in ../shared/corpus)")
+    p.add_argument("--skip", type=int, default=20, help="learning: users to pass over first (20: not the eval users)")
+    p.add_argument("--limit", type=int, default=4, help="learning: users to learn")
+    p.add_argument("--chars", type=int, default=20_000, help="learning: characters per user")
+    p.add_argument("--modes", nargs="+", default=["sparse"], help="learning: update modes to measure")
+    p.add_argument("--lr", type=float, help="learning: learning rate of the measured modes (default: the learner's)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_bench)
 
