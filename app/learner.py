@@ -224,6 +224,7 @@ class Learner:
         if drop > 0:
             del self.sentences[:drop]
             self._learned_upto = max(0, self._learned_upto - drop)
+            self._rejected &= set(self.sentences)  # bounded with the sentences it refers to
         mode, self._requested_mode = self._requested_mode, None
         if mode is not None and mode != self.config.mode:
             self._close_plan()

@@ -202,3 +202,17 @@ def test_new_text_predicted_worse_than_by_the_base_model_halves_the_personal_del
     after = session.learner.deltas()["blocks.3.mlp.c_fc.weight"].norm()
     assert 0.4 < after / before < 0.65  # halved, plus the round's own small step
     session.close()
+
+
+def test_rolled_back_sentences_are_forgotten_when_the_history_drops_them(learned):
+    rolled = learned.stats.rounds_rolled_back
+    for group in learned.learner._ensure_plan().optimizer.param_groups:
+        group["lr"] = 3e-2
+    learned.text_changed(" ".join(garbage(learned.learner.config.newest)) + " ")
+    junk = set(garbage(learned.learner.config.newest))
+    assert learned.stats.rounds_rolled_back == rolled + 1 and junk & learned.learner._rejected
+    learned.learner.max_sentences = 12
+    for s in sentences(12, seed=4):
+        learned.commit_sentences([s])
+    assert len(learned.learner.sentences) == 12 and not junk & learned.learner._rejected
+    assert learned.learner._rejected <= set(learned.learner.sentences)
