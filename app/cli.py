@@ -257,8 +257,11 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         if not Path(path).exists():
             print(f"pocketkb pretrain: no such corpus file: {path}", file=sys.stderr)
             return 2
+        try:
+            weights.append(float(weight) if weight else 1.0)
+        except ValueError:
+            return _fail(f"corpus weight must be a number: {spec}")
         corpora.append(path)
-        weights.append(float(weight) if weight else 1.0)
     given = any(":" in spec for spec in args.corpus)  # none given: a resumed run keeps its checkpoint's mixture
     cfg = PretrainConfig(corpora=corpora, weights=weights if given else None, out_dir=args.out,
                          tokenizer=str(args.tokenizer),

@@ -93,3 +93,11 @@ def test_export_import_reset_and_a_bad_import(tmp_path, capsys):
     assert main([*data, "import", str(tmp_path / "bad.pkb")]) == 2
     assert "nothing changed" in capsys.readouterr().err
     assert main([*data, "reset"]) == 0
+
+
+def test_pretrain_rejects_a_corpus_weight_that_is_not_a_number(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT)
+    assert main(["pretrain", "--corpus", f"{text}:lots", "--out", str(tmp_path / "out")]) == 2
+    assert "corpus weight must be a number" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
