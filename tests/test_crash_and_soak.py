@@ -6,9 +6,10 @@ from app.store import Store
 
 
 def test_kill_during_learning_and_during_a_save_restarts_from_a_saved_state(tmp_path):
-    report = run_crash_bench(tmp_path, kills=2, progress=lambda line: None)
-    assert report.kills == 2 and report.during_save == 1
-    assert report.restarts_ok == 2 and not report.problems
+    # every other kill aims at a save in progress; a save takes milliseconds, so an aimed kill can land after it
+    report = run_crash_bench(tmp_path, kills=8, progress=lambda line: None)
+    assert report.kills == 8 and report.during_save >= 1
+    assert report.restarts_ok == 8 and not report.problems
     assert report.max_leftover_temp_files <= 1  # a kill during a save leaves at most its own temp file
     Store(tmp_path / "data").history.close()  # which the next start removes (the last child may die saving)
     assert not list((tmp_path / "data").glob(".*.tmp"))
