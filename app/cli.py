@@ -273,14 +273,18 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_prior(args: argparse.Namespace) -> int:
-    from models.word_prior import build_prior
+    from models.word_prior import PriorConfig, build_prior
 
     missing = [c for c in args.corpus if not Path(c).exists()]
     if missing:
         return _fail(f"no such corpus file: {missing[0]}")
-    tables = build_prior(args.corpus, args.out, args.max_words)
-    print(f"{len(tables.words):,} words, {len(tables.big_next):,} bigrams, {len(tables.tri_next):,} trigrams "
-          f"-> {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MB)")
+    config = PriorConfig(max_words=args.max_words)
+    try:
+        tables = build_prior(args.corpus, args.out, config)
+    except ValueError as e:
+        return _fail(str(e))
+    rows = ", ".join(f"{len(level.next):,} {n}-grams" for n, level in enumerate(tables.levels, start=2))
+    print(f"{len(tables.words):,} words, {rows} -> {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MB)")
     return 0
 
 

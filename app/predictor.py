@@ -23,6 +23,7 @@ _SPACES = re.compile(r"\s+")
 MEMO_LIMIT = 2000  # memoised partial words kept per context
 MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
 USER_CANDIDATES = 6  # words the user typed that the model scores beside its own search, per keystroke
+PRIOR_CANDIDATES = 3  # likeliest words of the count prior that the model scores too (up to twice this many)
 
 
 @dataclass
@@ -32,7 +33,7 @@ class PredictorConfig:
     max_levels: int = 5         # model calls per search beyond the context
     window_margin: int = 8      # positions of the model window left free for the word being spelled
     reuse_cache: bool = True
-    prior_weight: float = 0.4   # share of the count-based prior in the word probability (0: neural alone)
+    prior_weight: float = 0.25  # share of the count-based prior in the word probability (0: neural alone)
     unknown_word_factor: float = 0.01  # with the prior: a word neither it nor the user knows counts this much
 
 
@@ -87,14 +88,14 @@ class Predictor:
         self._last_logp: torch.Tensor | None = None
         # piece sequence after the context -> (next-piece log-probs, its own keys/values per layer)
         self._memo: dict[tuple[int, ...], tuple[torch.Tensor, list[LayerCache]]] = {}
-        self._user_memo: dict[str, float] = {}  # user word as spelled -> its log-probability after the context
+        self._word_memo: dict[str, float] = {}  # user word as spelled -> its log-probability after the context
 
     def invalidate(self) -> None:
         """Forget the KV cache: call after the model's weights change."""
         with self.lock:
             self._tokens, self._cache, self._last_logp = [], None, None
             self._memo.clear()
-            self._user_memo.clear()
+            self._word_memo.clear()
 
     def suggest(self, text: str) -> list[str]:
         state = split_typing(text)
@@ -152,7 +153,7 @@ class Predictor:
         logits, cache = self.model.decode(torch.tensor([tokens[common:]]), past, last_only=True)
         self._tokens, self._cache = tokens, cache
         self._memo.clear()
-        self._user_memo.clear()
+        self._word_memo.clear()
         self._last_logp = torch.log_softmax(logits[0, -1].float(), dim=-1)
         return self._last_logp
 
@@ -175,20 +176,24 @@ class Predictor:
             if not level or depth == self.config.max_levels - 1:
                 break
             logps = self._next_logps(level)
-        self._score_user_words(state, found)
+        self._score_words(state, found)
         words = self._rank(found, state)
         if len(words) < self.config.suggestions:
             self._spell_forced(state, found)
             words = self._rank(found, state)
         return words
 
-    def _score_user_words(self, state: TypingState, found: _Candidates) -> None:
-        """The user's own words that complete the prefix, scored by the model in one batch (memoised per context)."""
+    def _score_words(self, state: TypingState, found: _Candidates) -> None:
+        """Words the search did not reach that complete the prefix, scored by the model in one batch (memoised
+        per context): the user's own words, and the count prior's likeliest, so the mix weighs them fairly."""
         if not state.prefix or state.anchor:
             return
-        spelled = [state.prefix + form[len(state.prefix):]
-                   for form in self.user_words.with_prefix(state.prefix, USER_CANDIDATES)]
-        todo = [w for w in spelled if w.lower() not in found.mass and w not in self._user_memo]
+        forms = self.user_words.with_prefix(state.prefix, USER_CANDIDATES)
+        if self.prior is not None and self.config.prior_weight > 0:
+            forms += [w for w in self.prior.candidates(self._history(state), state.prefix, PRIOR_CANDIDATES)
+                      if len(w) > len(state.prefix)]
+        spelled = list(dict.fromkeys(state.prefix + form[len(state.prefix):] for form in forms))
+        todo = [w for w in spelled if w.lower() not in found.mass and w not in self._word_memo]
         encoded = {w: self.tokenizer.encode(w) for w in todo}
         todo = [w for w in todo if 0 < len(encoded[w]) <= self.config.window_margin]  # must fit the window
         if todo:
@@ -199,10 +204,10 @@ class Predictor:
             for i, (word, row) in enumerate(zip(todo, rows)):
                 score = self._last_logp[row[0]].item() + sum(logps[i, t - 1, row[t]].item() for t in range(1, len(row)))
                 end = torch.logsumexp(logps[i, len(row) - 1, self.index.boundary_ids], 0).item()
-                self._user_memo[word] = score + end
+                self._word_memo[word] = score + end
         for word in spelled:
-            if word in self._user_memo and word.lower() not in found.mass:
-                found.add(word, self._user_memo[word])
+            if word in self._word_memo and word.lower() not in found.mass:
+                found.add(word, self._word_memo[word])
 
     def _spell_forced(self, state: TypingState, found: _Candidates) -> None:
         """For text no piece search can spell (rare symbols): the typed text's own tokens, then one piece more."""
@@ -286,13 +291,17 @@ class Predictor:
 
     def _with_prior(self, found: _Candidates, state: TypingState) -> dict[str, float]:
         """Interpolate the model's word probabilities with the count-based prior's, over both their candidates."""
-        words = [t.text.lower() for t in tokens((state.context + state.anchor)[-200:])]
-        history = (words[-2] if len(words) > 1 else "", words[-1] if words else "")
+        history = self._history(state)
         keys = set(found.mass)
         keys.update(self.prior.candidates(history, state.prefix, 2 * self.config.suggestions))
         lam = self.config.prior_weight
         return {k: (1 - lam) * found.mass.get(k, 0.0) * self._familiarity(k) + lam * self.prior.probability(history, k)
                 for k in keys}
+
+    def _history(self, state: TypingState) -> tuple[str, ...]:
+        """The words before the one being typed, as many as the prior's longest context."""
+        words = [t.text.lower() for t in tokens((state.context + state.anchor)[-200:])]
+        return tuple(words[-(self.prior.order - 1):])
 
     def _familiarity(self, word: str) -> float:
         """Down-weights spellings the model invents ("veryth") that no dictionary or user ever used."""

@@ -1,12 +1,13 @@
-"""Word 1-, 2- and 3-gram counts of a corpus, tokenised as Presage tokenises (lower case, split at blanks and
-punctuation, the apostrophe included), counted with numpy so 25 M words take minutes and a few GB.
+"""Word n-gram counts of a corpus, tokenised as Presage tokenises (lower case, split at blanks and punctuation,
+the apostrophe included), counted with numpy so 25 M words take minutes and a few GB.
 """
 from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -31,67 +32,110 @@ class NgramCounts:
     trigram_counts: np.ndarray
 
 
+_BASE = np.int64(1 << 21)  # open vocabulary: word ids are below 2**21, so three fit one int64 key
+
+
 def count_ngrams(documents: Iterable[str], chunk_words: int = 4_000_000, total_chars: float = 0.0) -> NgramCounts:
-    """Count within documents (no n-gram spans two). Chunks are reduced as they fill to bound memory."""
+    """1-, 2- and 3-grams over an open vocabulary, counted within documents (no n-gram spans two)."""
     index: dict[str, int] = {}
-    parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {1: [], 2: [], 3: []}
-    pending: list[np.ndarray] = []
-    size, chars = 0, 0
-    bar = Progress(total_chars or 1, "counting n-grams", " chars")
-    for doc in documents:
-        ids = np.fromiter((index.setdefault(w, len(index)) for w in presage_words(doc)), dtype=np.int64)
-        pending.append(ids)
-        size += len(ids)
-        chars += len(doc)
-        if size >= chunk_words:
-            _reduce_chunk(pending, parts)
-            pending, size = [], 0
-            bar.update(chars)
-    _reduce_chunk(pending, parts)
-    bar.close()
+
+    def sequences() -> Iterator[tuple[np.ndarray, int]]:
+        chars = 0
+        for doc in documents:
+            chars += len(doc)
+            yield np.fromiter((index.setdefault(w, len(index)) for w in presage_words(doc)), dtype=np.int64), chars
+
+    merged = _count(sequences(), 3, _BASE, chunk_words, total_chars)
     if len(index) >= _BASE:
         raise ValueError(f"{len(index):,} distinct words: n-gram keys hold at most {int(_BASE):,}")
     words = [""] * len(index)
     for w, i in index.items():
         words[i] = w
-    V = len(words)
-    uni_keys, uni_counts = _merge(parts[1])
-    unigrams = np.zeros(V, np.int64)
-    unigrams[uni_keys] = uni_counts
-    bi_keys, bi_counts = _merge(parts[2])
-    tri_keys, tri_counts = _merge(parts[3])
-    return NgramCounts(words, unigrams, _split(bi_keys, 2), bi_counts, _split(tri_keys, 3), tri_counts)
+    unigrams = np.zeros(len(words), np.int64)
+    unigrams[merged[0][0][:, 0]] = merged[0][1]
+    (bigrams, bigram_counts), (trigrams, trigram_counts) = merged[1], merged[2]
+    return NgramCounts(words, unigrams, bigrams, bigram_counts, trigrams, trigram_counts)
 
 
-_BASE = np.int64(1 << 21)  # word ids are below 2**21, so three fit one int64 key
+def word_frequencies(documents: Iterable[str]) -> Counter:
+    counts: Counter = Counter()
+    for doc in documents:
+        counts.update(presage_words(doc))
+    return counts
 
 
-def _keys(ids: np.ndarray, n: int) -> np.ndarray:
-    key = np.zeros(len(ids) - n + 1, np.int64)
+def count_in_vocabulary(documents: Iterable[str], words: list[str], max_order: int, chunk_words: int = 4_000_000,
+                        total_chars: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For n = 1..max_order, the distinct n-grams as (rows of ids into `words`, counts), counted within documents.
+
+    A word outside `words` is the id len(words), so an n-gram's continuations all count, known or not.
+    """
+    base = np.uint64(len(words) + 1)
+    if float(base) ** max_order >= 2.0 ** 64:
+        raise ValueError(f"{len(words):,} words: {max_order}-gram keys do not fit 64 bits")
+    index = {w: i for i, w in enumerate(words)}
+    other = len(words)
+
+    def sequences() -> Iterator[tuple[np.ndarray, int]]:
+        chars = 0
+        for doc in documents:
+            chars += len(doc)
+            yield np.fromiter((index.get(w, other) for w in presage_words(doc)), dtype=np.int64), chars
+
+    return _count(sequences(), max_order, base, chunk_words, total_chars)
+
+
+def _count(sequences: Iterable[tuple[np.ndarray, int]], max_order: int, base: np.integer, chunk_words: int,
+           total_chars: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Chunks are reduced to distinct keys as they fill, which bounds memory; then merged per order."""
+    parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in range(1, max_order + 1)}
+    pending: list[np.ndarray] = []
+    size = 0
+    bar = Progress(total_chars or 1, "counting n-grams", " chars")
+    for ids, chars in sequences:
+        pending.append(ids)
+        size += len(ids)
+        if size >= chunk_words:
+            _reduce_chunk(pending, parts, base)
+            pending, size = [], 0
+            bar.update(chars)
+    _reduce_chunk(pending, parts, base)
+    bar.close()
+    out = []
+    for n in range(1, max_order + 1):
+        keys, counts = _merge(parts[n], base.dtype)
+        out.append((_split(keys, n, base), counts))
+    return out
+
+
+def _keys(ids: np.ndarray, n: int, base: np.integer) -> np.ndarray:
+    ids = ids.astype(base.dtype)
+    key = np.zeros(len(ids) - n + 1, base.dtype)
     for k in range(n):
-        key = key * _BASE + ids[k:len(ids) - n + 1 + k]
+        key = key * base + ids[k:len(ids) - n + 1 + k]
     return key
 
 
-def _reduce_chunk(pending: list[np.ndarray], parts: dict[int, list[tuple[np.ndarray, np.ndarray]]]) -> None:
-    for n in (1, 2, 3):
-        keys = [_keys(ids, n) for ids in pending if len(ids) >= n]
+def _reduce_chunk(pending: list[np.ndarray], parts: dict[int, list[tuple[np.ndarray, np.ndarray]]],
+                  base: np.integer) -> None:
+    for n in parts:
+        keys = [_keys(ids, n, base) for ids in pending if len(ids) >= n]
         if keys:
             parts[n].append(np.unique(np.concatenate(keys), return_counts=True))
 
 
-def _merge(chunks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _merge(chunks: list[tuple[np.ndarray, np.ndarray]], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     if not chunks:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, dtype), np.zeros(0, np.int64)
     keys = np.concatenate([k for k, _ in chunks])
     counts = np.concatenate([c for _, c in chunks])
     unique, inverse = np.unique(keys, return_inverse=True)
     return unique, np.bincount(inverse, weights=counts).astype(np.int64)
 
 
-def _split(keys: np.ndarray, n: int) -> np.ndarray:
+def _split(keys: np.ndarray, n: int, base: np.integer) -> np.ndarray:
     out = np.zeros((len(keys), n), np.int64)
     for k in range(n - 1, -1, -1):
-        out[:, k] = keys % _BASE
-        keys = keys // _BASE
+        out[:, k] = (keys % base).astype(np.int64)
+        keys = keys // base
     return out

@@ -1,19 +1,38 @@
-"""A compact count-based word prior: pruned 1-3-gram counts of the pretraining text, smoothed by interpolated
-absolute discounting, with prefix lookups in sorted arrays (saved as npz, no pickle).
+"""A compact count-based word prior: interpolated Kneser-Ney over pruned 1-4-gram counts of the pretraining text,
+with prefix lookups in sorted arrays (saved as npz, no pickle).
 """
 from __future__ import annotations
 
 import bisect
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from models.ngram_counts import NgramCounts
-from models.ngrams import corpus_counts
+from models.ngram_counts import count_in_vocabulary, word_frequencies
 from models.safe_io import atomic_write_bytes
 
-DISCOUNT = 0.75
+FALLBACK_DISCOUNT = 0.75  # for counts too few to estimate the discounts from
+LEVEL_FIELDS = ("keys", "offsets", "next", "count", "total", "backoff", "discounts")
+
+
+@dataclass
+class ContextLevel:
+    """Every kept context of one length: `keys` are the contexts' word ids packed in base V, sorted; context i's
+    continuations are next/count[offsets[i]:offsets[i + 1]], sorted by word id. `total` and `backoff` (the
+    discounts taken from the context's counts) hold every count before pruning, unknown words included, so
+    pruned continuations keep their share. `discounts` are taken from counts of 1, 2 and 3 or more
+    (modified Kneser-Ney, Chen & Goodman 1998)."""
+
+    keys: np.ndarray
+    offsets: np.ndarray
+    next: np.ndarray
+    count: np.ndarray
+    total: np.ndarray
+    backoff: np.ndarray
+    discounts: np.ndarray
 
 
 @dataclass
@@ -21,44 +40,39 @@ class PriorTables:
     """Word ids are positions in `words`, which is sorted, so a typed prefix is a range of ids."""
 
     words: list[str]
-    unigram: np.ndarray          # count per word
-    big_offsets: np.ndarray      # CSR over the first word: rows of big_next/big_count
-    big_next: np.ndarray
-    big_count: np.ndarray
-    big_total: np.ndarray        # per first word: all bigram counts before pruning, and their types
-    big_types: np.ndarray
-    tri_keys: np.ndarray         # sorted (w1 * V + w2) of every kept trigram context
-    tri_offsets: np.ndarray
-    tri_next: np.ndarray
-    tri_count: np.ndarray
-    tri_total: np.ndarray
-    tri_types: np.ndarray
+    unigram: np.ndarray          # Kneser-Ney continuation count per word: after how many distinct words it came
+    levels: list[ContextLevel]   # contexts of 1, 2, ... words
 
     def save(self, path: str | Path) -> None:
-        import io
-
+        arrays = {"unigram": self.unigram,
+                  "words": np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)}
+        for n, level in enumerate(self.levels, start=1):
+            arrays.update({f"context{n}_{name}": getattr(level, name) for name in LEVEL_FIELDS})
         buffer = io.BytesIO()
-        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        words = np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)
-        np.savez_compressed(buffer, words=words, **arrays)
+        np.savez_compressed(buffer, **arrays)
         atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "PriorTables":
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-        words = arrays.pop("words").tobytes().decode("utf-8").split("\n")
-        return cls(words=words, **arrays)
+        levels = []
+        while f"context{len(levels) + 1}_keys" in arrays:
+            n = len(levels) + 1
+            levels.append(ContextLevel(**{name: arrays[f"context{n}_{name}"] for name in LEVEL_FIELDS}))
+        words = arrays["words"].tobytes().decode("utf-8").split("\n")
+        return cls(words=words, unigram=arrays["unigram"], levels=levels)
 
 
 class WordPrior:
-    """P(word | previous two words) and the likeliest words for a context and typed prefix."""
+    """P(word | previous words) and the likeliest words for a context and typed prefix."""
 
     def __init__(self, tables: PriorTables):
         self.t = tables
         self.index = {w: i for i, w in enumerate(tables.words)}
         self.total = float(tables.unigram.sum())
         self.V = np.int64(len(tables.words))
+        self.order = len(tables.levels) + 1
 
     @classmethod
     def load(cls, path: str | Path) -> "WordPrior":
@@ -71,63 +85,45 @@ class WordPrior:
         prefix = prefix.lower()
         return (bisect.bisect_left(self.t.words, prefix), bisect.bisect_left(self.t.words, prefix + "\U0010ffff"))
 
-    def _bigram_row(self, w1: int) -> slice:
-        return slice(int(self.t.big_offsets[w1]), int(self.t.big_offsets[w1 + 1]))
+    def _contexts(self, history: Sequence[str]) -> Iterable[tuple[ContextLevel, int, slice]]:
+        """The kept contexts the history ends with, shortest first: (level, context index, its rows)."""
+        ids = [self._id(w) for w in history[-len(self.t.levels):]]
+        for n, level in enumerate(self.t.levels, start=1):
+            if n > len(ids) or ids[-n] < 0:
+                return
+            key = np.int64(0)
+            for i in ids[-n:]:
+                key = key * self.V + i
+            pos = int(np.searchsorted(level.keys, key))
+            if pos < len(level.keys) and level.keys[pos] == key:
+                yield level, pos, slice(int(level.offsets[pos]), int(level.offsets[pos + 1]))
 
-    def _trigram_row(self, w1: int, w2: int) -> tuple[int, slice]:
-        key = w1 * self.V + w2
-        pos = int(np.searchsorted(self.t.tri_keys, key))
-        if pos < len(self.t.tri_keys) and self.t.tri_keys[pos] == key:
-            return pos, slice(int(self.t.tri_offsets[pos]), int(self.t.tri_offsets[pos + 1]))
-        return -1, slice(0, 0)
-
-    @staticmethod
-    def _count_in(next_ids: np.ndarray, counts: np.ndarray, row: slice, word: int) -> int:
-        ids = next_ids[row]
-        pos = int(np.searchsorted(ids, word))
-        return int(counts[row][pos]) if pos < len(ids) and ids[pos] == word else 0
-
-    def probability(self, history: tuple[str, str], word: str) -> float:
-        """Interpolated absolute-discounting trigram probability; history is (older, newer), "" if none."""
-        t, w = self.t, self._id(word)
+    def probability(self, history: Sequence[str], word: str) -> float:
+        """Interpolated Kneser-Ney probability of `word` after `history` (the words before it, oldest first)."""
+        w = self._id(word)
         if w < 0:
             return 0.5 / self.total  # unseen word: well below any counted one
-        p = t.unigram[w] / self.total
-        u, v = self._id(history[0]), self._id(history[1])
-        if v >= 0 and t.big_total[v] > 0:
-            c = self._count_in(t.big_next, t.big_count, self._bigram_row(v), w)
-            p = (max(c - DISCOUNT, 0.0) + DISCOUNT * t.big_types[v] * p) / t.big_total[v]
-            if u >= 0:
-                pos, row = self._trigram_row(u, v)
-                if pos >= 0:
-                    c = self._count_in(t.tri_next, t.tri_count, row, w)
-                    p = (max(c - DISCOUNT, 0.0) + DISCOUNT * t.tri_types[pos] * p) / t.tri_total[pos]
+        p = self.t.unigram[w] / self.total
+        for level, pos, row in self._contexts(history):
+            ids = level.next[row]
+            i = int(np.searchsorted(ids, w))
+            c = int(level.count[row][i]) if i < len(ids) and ids[i] == w else 0
+            kept = c - level.discounts[min(c, 3) - 1] if c else 0.0
+            p = (kept + level.backoff[pos] * p) / level.total[pos]
         return float(p)
 
-    def candidates(self, history: tuple[str, str], prefix: str, k: int) -> list[str]:
-        """Up to `k` words starting with `prefix`: the most frequent after the history, then overall."""
+    def candidates(self, history: Sequence[str], prefix: str, k: int) -> list[str]:
+        """Up to 2k words starting with `prefix`: the most frequent after the longest known context first."""
         lo, hi = self._prefix_range(prefix)
         if lo >= hi:
             return []
         out: list[int] = []
-        u, v = self._id(history[0]), self._id(history[1])
-        rows = []
-        if u >= 0 and v >= 0:
-            pos, row = self._trigram_row(u, v)
-            rows.append((self.t.tri_next, self.t.tri_count, row))
-        if v >= 0:
-            rows.append((self.t.big_next, self.t.big_count, self._bigram_row(v)))
-        for next_ids, counts, row in rows:
-            ids, cnt = next_ids[row], counts[row]
+        for level, _, row in reversed(list(self._contexts(history))):
+            ids, cnt = level.next[row], level.count[row]
             a, b = np.searchsorted(ids, lo), np.searchsorted(ids, hi)
             out.extend(_top(ids[a:b], cnt[a:b], k))
         out.extend(lo + i for i in _top(np.arange(hi - lo), self.t.unigram[lo:hi], k))
-        seen, words = set(), []
-        for i in out:
-            if i not in seen:
-                seen.add(i)
-                words.append(self.t.words[i])
-        return words[: 2 * k]
+        return [self.t.words[i] for i in dict.fromkeys(out)][: 2 * k]
 
 
 def _top(ids: np.ndarray, counts: np.ndarray, k: int) -> list[int]:
@@ -141,53 +137,102 @@ def _top(ids: np.ndarray, counts: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in ids[part]]
 
 
-def build_tables(counts: NgramCounts, max_words: int = 60_000, min_bigram: int = 2, min_trigram: int = 3
+@dataclass
+class PriorConfig:
+    max_words: int = 60_000
+    order: int = 4
+    min_counts: tuple[int, ...] = (1, 2, 2)  # a 2-, 3-, 4-gram is kept if seen at least this often
+
+
+def choose_words(frequencies: dict[str, int], max_words: int) -> list[str]:
+    """The most frequent words made of letters and digits, sorted. The blogs hold mojibake such as "donâ€™t"
+    that no one types."""
+    ranked = sorted(frequencies.items(), key=lambda kv: (-kv[1], kv[0]))
+    return sorted([w for w, _ in ranked if w.isalnum()][:max_words])
+
+
+def kneser_ney_counts(grams: list[tuple[np.ndarray, np.ndarray]], base: int) -> list[np.ndarray]:
+    """Per order, the count each n-gram stands for: raw counts at the top order; below it, the number of
+    distinct words seen before the n-gram (its continuation count, at least 1)."""
+    out = []
+    for n in range(1, len(grams)):
+        tails, seen = np.unique(_pack(grams[n][0][:, 1:], base), return_counts=True)
+        keys = _pack(grams[n - 1][0], base)
+        pos = np.searchsorted(tails, keys)
+        found = np.zeros(len(keys), bool)
+        inside = pos < len(tails)
+        found[inside] = tails[pos[inside]] == keys[inside]
+        continuation = np.ones(len(keys), np.int64)
+        continuation[found] = seen[pos[found]]
+        out.append(continuation)
+    out.append(grams[-1][1])
+    return out
+
+
+def _pack(rows: np.ndarray, base: int) -> np.ndarray:
+    """Rows of ids below `base` as one sortable unsigned 64-bit key each."""
+    key = np.zeros(len(rows), np.uint64)
+    for k in range(rows.shape[1]):
+        key = key * np.uint64(base) + rows[:, k].astype(np.uint64)
+    return key
+
+
+def build_tables(words: list[str], grams: list[tuple[np.ndarray, np.ndarray]], min_counts: Sequence[int]
                  ) -> PriorTables:
-    """Prune counts into sorted arrays: the `max_words` most frequent words, and the 2- and 3-grams
-    over them seen at least `min_bigram` / `min_trigram` times. Context totals keep every count."""
-    # Only words of letters and digits: the blogs hold mojibake such as "donâ€™t" that no one types.
-    by_count = np.argsort(-counts.unigrams, kind="stable")
-    top = np.array([i for i in by_count[:3 * max_words] if counts.words[i].isalnum()][:max_words], dtype=np.int64)
-    kept = sorted(counts.words[i] for i in top)
-    V = len(kept)
-    new_id = np.full(len(counts.words), -1, np.int64)
-    position = {w: i for i, w in enumerate(kept)}
-    for old in top:
-        new_id[old] = position[counts.words[old]]
+    """Prune the counts of `count_in_vocabulary` into sorted arrays with Kneser-Ney statistics."""
+    V = len(words)
+    kn = kneser_ney_counts(grams, V + 1)
     unigram = np.zeros(V, np.int64)
-    unigram[new_id[top]] = counts.unigrams[top]
-
-    a, b = new_id[counts.bigrams[:, 0]], new_id[counts.bigrams[:, 1]]
-    ok = a >= 0
-    big_total = np.bincount(a[ok], weights=counts.bigram_counts[ok], minlength=V).astype(np.int64)
-    big_types = np.bincount(a[ok], minlength=V).astype(np.int32)
-    keep = ok & (b >= 0) & (counts.bigram_counts >= min_bigram)
-    order = np.lexsort((b[keep], a[keep]))
-    big_first, big_next, big_count = a[keep][order], b[keep][order], counts.bigram_counts[keep][order]
-    big_offsets = np.searchsorted(big_first, np.arange(V + 1)).astype(np.int64)
-
-    a, b, c = (new_id[counts.trigrams[:, k]] for k in range(3))
-    ok = (a >= 0) & (b >= 0)
-    context = a * V + b
-    tri_ctx, inverse = np.unique(context[ok], return_inverse=True)
-    totals = np.bincount(inverse, weights=counts.trigram_counts[ok]).astype(np.int64)
-    types = np.bincount(inverse).astype(np.int32)
-    keep = ok & (c >= 0) & (counts.trigram_counts >= min_trigram)
-    order = np.lexsort((c[keep], context[keep]))
-    tri_context, tri_next, tri_count = context[keep][order], c[keep][order], counts.trigram_counts[keep][order]
-    tri_keys = np.unique(tri_context)
-    where = np.searchsorted(tri_ctx, tri_keys)
-    id_type = np.uint16 if V <= 65535 else np.int32
-    return PriorTables(
-        words=kept, unigram=unigram, big_offsets=big_offsets, big_next=big_next.astype(id_type),
-        big_count=big_count.astype(np.int32), big_total=big_total, big_types=big_types,
-        tri_keys=tri_keys, tri_offsets=np.searchsorted(tri_context, np.append(tri_keys, np.iinfo(np.int64).max)),
-        tri_next=tri_next.astype(id_type), tri_count=tri_count.astype(np.int32),
-        tri_total=totals[where], tri_types=types[where])
+    ids, counts = grams[0][0][:, 0], kn[0]
+    unigram[ids[ids < V]] = counts[ids < V]
+    levels = []
+    for n in range(2, len(grams) + 1):
+        rows, raw = grams[n - 1]
+        levels.append(_level(rows, raw, kn[n - 1], V, min_counts[n - 2]))
+    return PriorTables(words=words, unigram=unigram, levels=levels)
 
 
-def build_prior(corpora: list[str | Path], out: str | Path, max_words: int = 60_000) -> PriorTables:
+def _level(rows: np.ndarray, raw: np.ndarray, stat: np.ndarray, V: int, min_count: int) -> ContextLevel:
+    context = np.zeros(len(rows), np.int64)
+    for k in range(rows.shape[1] - 1):
+        context = context * V + rows[:, k]
+    known = (rows[:, :-1] < V).all(axis=1)  # contexts with an unknown word are never looked up
+    keys, inverse = np.unique(context[known], return_inverse=True)
+    total = np.bincount(inverse, weights=stat[known]).astype(np.int64)
+    discounts = _discounts(stat[known])
+    backoff = np.bincount(inverse, weights=discounts[np.minimum(stat[known], 3) - 1]).astype(np.float32)
+    keep = known & (rows[:, -1] < V) & (raw >= min_count)
+    order = np.lexsort((rows[keep, -1], context[keep]))
+    kept_context, nxt, cnt = context[keep][order], rows[keep, -1][order], stat[keep][order]
+    kept_keys = np.unique(kept_context)
+    where = np.searchsorted(keys, kept_keys)
+    return ContextLevel(keys=kept_keys, offsets=np.searchsorted(kept_context, np.append(kept_keys, np.iinfo(np.int64).max)),
+                        next=nxt.astype(np.uint16 if V <= 65535 else np.int32), count=cnt.astype(np.int32),
+                        total=total[where], backoff=backoff[where], discounts=discounts)
+
+
+def _discounts(counts: np.ndarray) -> np.ndarray:
+    """Chen & Goodman's estimates of the best discounts for counts of 1, 2 and 3+ from the counts of counts."""
+    n1, n2, n3, n4 = (float((counts == k).sum()) for k in range(1, 5))
+    if min(n1, n2, n3, n4) == 0:
+        return np.full(3, FALLBACK_DISCOUNT, np.float32)
+    y = n1 / (n1 + 2 * n2)
+    return np.array([1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3], np.float32)
+
+
+def tables_from_documents(documents: Callable[[], Iterable[str]], config: PriorConfig = PriorConfig(),
+                          total_chars: float = 0.0) -> PriorTables:
+    """Two passes over the documents: word frequencies choose the vocabulary, then its n-grams are counted."""
+    words = choose_words(word_frequencies(documents()), config.max_words)
+    grams = count_in_vocabulary(documents(), words, config.order, total_chars=total_chars)
+    return build_tables(words, grams, config.min_counts)
+
+
+def build_prior(corpora: list[str | Path], out: str | Path, config: PriorConfig = PriorConfig()) -> PriorTables:
     """Count the pretraining text (held-out documents excluded) and save the pruned prior."""
-    tables = build_tables(corpus_counts(corpora), max_words=max_words)
+    from models.corpus import training_documents
+    from models.ngrams import estimated_chars
+
+    tables = tables_from_documents(lambda: training_documents(corpora), config, estimated_chars(corpora))
     tables.save(out)
     return tables

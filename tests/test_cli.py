@@ -101,3 +101,16 @@ def test_pretrain_rejects_a_corpus_weight_that_is_not_a_number(tmp_path, capsys)
     assert main(["pretrain", "--corpus", f"{text}:lots", "--out", str(tmp_path / "out")]) == 2
     assert "corpus weight must be a number" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_build_prior_writes_a_prior_that_loads(tmp_path, capsys):
+    from models.word_prior import WordPrior
+
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT * 20)
+    out = tmp_path / "prior.npz"
+    assert main(["build-prior", "--corpus", str(text), "--out", str(out)]) == 0
+    assert "2-grams" in capsys.readouterr().out
+    prior = WordPrior.load(out)
+    assert prior.candidates(("thank", "you", "very"), "", 1)[0] == "much"
+    assert main(["build-prior", "--corpus", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2

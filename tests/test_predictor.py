@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.predictor import PRIOR_CANDIDATES
 from app.words import split_typing
 
 WORDS = ["the", "I", "you", "thank", "very", "going", "to", "what", "don't", "Hello,", "we", "are"]
@@ -87,11 +88,26 @@ def test_invented_spellings_give_way_to_known_words(shipped_predictor):
 
 
 def test_neural_alone_still_suggests(shipped_predictor):
-    shipped_predictor.config.prior_weight = 0.0
+    saved, shipped_predictor.config.prior_weight = shipped_predictor.config.prior_weight, 0.0
     try:
         assert "much" in [w.lower() for w in shipped_predictor.suggest("Thank you very ")]
     finally:
-        shipped_predictor.config.prior_weight = 0.4
+        shipped_predictor.config.prior_weight = saved
+
+
+def test_the_priors_completions_get_the_models_probability(shipped_predictor):
+    """Words of the count prior that the beam did not reach are scored by the model, not left at zero."""
+    saved, shipped_predictor.config.beam = shipped_predictor.config.beam, 1
+    try:
+        shipped_predictor.invalidate()
+        shipped_predictor.suggest("I went to the st")
+        prior_words = shipped_predictor.prior.candidates(("i", "went", "to", "the"), "st", PRIOR_CANDIDATES)
+        scored = shipped_predictor._word_memo
+        assert scored and {w.lower() for w in scored} <= set(prior_words)
+        assert all(-50 < logp < 0 for logp in scored.values())
+    finally:
+        shipped_predictor.config.beam = saved
+        shipped_predictor.invalidate()
 
 
 def test_a_long_odd_user_word_does_not_overrun_the_window(shipped_predictor):
