@@ -143,6 +143,10 @@ class PriorConfig:
     order: int = 4
     min_counts: tuple[int, ...] = (1, 2, 2)  # a 2-, 3-, 4-gram is kept if seen at least this often
 
+    def __post_init__(self) -> None:
+        if self.order < 2 or len(self.min_counts) != self.order - 1:
+            raise ValueError(f"an order-{self.order} prior needs order - 1 minimum counts, got {self.min_counts}")
+
 
 def choose_words(frequencies: dict[str, int], max_words: int) -> list[str]:
     """The most frequent words made of letters and digits, sorted. The blogs hold mojibake such as "donâ€™t"

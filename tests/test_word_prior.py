@@ -74,3 +74,8 @@ def test_pruned_continuations_keep_their_share(tmp_path):
 
 def test_unknown_word_gets_a_small_probability(prior):
     assert 0 < prior.probability(("the",), "zebra") < prior.probability(("the",), "rat")
+
+
+def test_a_config_without_a_minimum_count_per_order_is_refused():
+    with pytest.raises(ValueError, match="minimum counts"):
+        PriorConfig(order=4, min_counts=(1, 2))
