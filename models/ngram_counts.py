@@ -58,6 +58,7 @@ def count_ngrams(documents: Iterable[str], chunk_words: int = 4_000_000, total_c
 
 
 def word_frequencies(documents: Iterable[str]) -> Counter:
+    """How often each word occurs: what chooses a fixed vocabulary before `count_in_vocabulary`."""
     counts: Counter = Counter()
     for doc in documents:
         counts.update(presage_words(doc))
