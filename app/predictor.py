@@ -88,7 +88,7 @@ class Predictor:
         self._last_logp: torch.Tensor | None = None
         # piece sequence after the context -> (next-piece log-probs, its own keys/values per layer)
         self._memo: dict[tuple[int, ...], tuple[torch.Tensor, list[LayerCache]]] = {}
-        self._word_memo: dict[str, float] = {}  # user word as spelled -> its log-probability after the context
+        self._word_memo: dict[str, float] = {}  # word as spelled -> its log-probability after the context
 
     def invalidate(self) -> None:
         """Forget the KV cache: call after the model's weights change."""
@@ -176,21 +176,22 @@ class Predictor:
             if not level or depth == self.config.max_levels - 1:
                 break
             logps = self._next_logps(level)
-        self._score_words(state, found)
-        words = self._rank(found, state)
+        history = self._history(state) if self.prior is not None else ()
+        self._score_words(state, found, history)
+        words = self._rank(found, state, history)
         if len(words) < self.config.suggestions:
             self._spell_forced(state, found)
-            words = self._rank(found, state)
+            words = self._rank(found, state, history)
         return words
 
-    def _score_words(self, state: TypingState, found: _Candidates) -> None:
+    def _score_words(self, state: TypingState, found: _Candidates, history: tuple[str, ...]) -> None:
         """Words the search did not reach that complete the prefix, scored by the model in one batch (memoised
         per context): the user's own words, and the count prior's likeliest, so the mix weighs them fairly."""
         if not state.prefix or state.anchor:
             return
         forms = self.user_words.with_prefix(state.prefix, USER_CANDIDATES)
         if self.prior is not None and self.config.prior_weight > 0:
-            forms += [w for w in self.prior.candidates(self._history(state), state.prefix, PRIOR_CANDIDATES)
+            forms += [w for w in self.prior.candidates(history, state.prefix, PRIOR_CANDIDATES)
                       if len(w) > len(state.prefix)]
         spelled = list(dict.fromkeys(state.prefix + form[len(state.prefix):] for form in forms))
         todo = [w for w in spelled if w.lower() not in found.mass and w not in self._word_memo]
@@ -274,10 +275,10 @@ class Predictor:
                 children.append(child)
         return children
 
-    def _rank(self, found: _Candidates, state: TypingState) -> list[str]:
+    def _rank(self, found: _Candidates, state: TypingState, history: tuple[str, ...]) -> list[str]:
         scores = found.mass
         if self.prior is not None and self.config.prior_weight > 0:
-            scores = self._with_prior(found, state)
+            scores = self._with_prior(found, state, history)
         ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
         out = []
         for key, _ in ranked:
@@ -289,14 +290,13 @@ class Predictor:
                 break
         return out
 
-    def _with_prior(self, found: _Candidates, state: TypingState) -> dict[str, float]:
+    def _with_prior(self, found: _Candidates, state: TypingState, history: tuple[str, ...]) -> dict[str, float]:
         """Interpolate the model's word probabilities with the count-based prior's, over both their candidates."""
-        history = self._history(state)
         keys = set(found.mass)
         keys.update(self.prior.candidates(history, state.prefix, 2 * self.config.suggestions))
         lam = self.config.prior_weight
-        return {k: (1 - lam) * found.mass.get(k, 0.0) * self._familiarity(k) + lam * self.prior.probability(history, k)
-                for k in keys}
+        prior = self.prior.probabilities(history, keys)
+        return {k: (1 - lam) * found.mass.get(k, 0.0) * self._familiarity(k) + lam * prior[k] for k in keys}
 
     def _history(self, state: TypingState) -> tuple[str, ...]:
         """The words before the one being typed, as many as the prior's longest context."""

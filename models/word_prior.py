@@ -100,17 +100,26 @@ class WordPrior:
 
     def probability(self, history: Sequence[str], word: str) -> float:
         """Interpolated Kneser-Ney probability of `word` after `history` (the words before it, oldest first)."""
-        w = self._id(word)
-        if w < 0:
-            return 0.5 / self.total  # unseen word: well below any counted one
-        p = self.t.unigram[w] / self.total
-        for level, pos, row in self._contexts(history):
-            ids = level.next[row]
-            i = int(np.searchsorted(ids, w))
-            c = int(level.count[row][i]) if i < len(ids) and ids[i] == w else 0
-            kept = c - level.discounts[min(c, 3) - 1] if c else 0.0
-            p = (kept + level.backoff[pos] * p) / level.total[pos]
-        return float(p)
+        return self.probabilities(history, [word])[word]
+
+    def probabilities(self, history: Sequence[str], words: Iterable[str]) -> dict[str, float]:
+        """`probability` of each word, the history's contexts looked up once."""
+        contexts = list(self._contexts(history))
+        out = {}
+        for word in words:
+            w = self._id(word)
+            if w < 0:
+                out[word] = 0.5 / self.total  # unseen word: well below any counted one
+                continue
+            p = self.t.unigram[w] / self.total
+            for level, pos, row in contexts:
+                ids = level.next[row]
+                i = int(np.searchsorted(ids, w))
+                c = int(level.count[row][i]) if i < len(ids) and ids[i] == w else 0
+                kept = c - level.discounts[min(c, 3) - 1] if c else 0.0
+                p = (kept + level.backoff[pos] * p) / level.total[pos]
+            out[word] = float(p)
+        return out
 
     def candidates(self, history: Sequence[str], prefix: str, k: int) -> list[str]:
         """Up to 2k words starting with `prefix`: the most frequent after the longest known context first."""
@@ -197,9 +206,7 @@ def build_tables(words: list[str], grams: list[tuple[np.ndarray, np.ndarray]], m
 
 
 def _level(rows: np.ndarray, raw: np.ndarray, stat: np.ndarray, V: int, min_count: int) -> ContextLevel:
-    context = np.zeros(len(rows), np.int64)
-    for k in range(rows.shape[1] - 1):
-        context = context * V + rows[:, k]
+    context = _pack(rows[:, :-1], V).astype(np.int64)  # below V**3: fits, and compares with WordPrior's keys
     known = (rows[:, :-1] < V).all(axis=1)  # contexts with an unknown word are never looked up
     keys, inverse = np.unique(context[known], return_inverse=True)
     total = np.bincount(inverse, weights=stat[known]).astype(np.int64)
