@@ -34,7 +34,7 @@ Publish = Callable[[dict[str, torch.Tensor]], None]
 
 
 def _default_lr() -> dict[str, float]:
-    return {"sparse": 1e-4, "full": 1e-5, "bias-only": 3e-3, "last-block": 3e-4, "lora": 1e-3}
+    return {"sparse": 2e-4, "full": 3e-5, "bias-only": 3e-3, "last-block": 3e-4, "lora": 1e-3}
 
 
 @dataclass
@@ -43,10 +43,12 @@ class LearnerConfig:
     window: int = 48                # tokens of context per training sample (each predicts the next token)
     scored: int = 12                # newest positions of a window the held-out and general losses cover
     context_sentences: int = 6      # earlier sentences joined in front of the one a window ends at
-    batch: int = 8                  # samples per step: newest sentences first, then replay of older ones
+    batch: int = 2                  # samples per step: newest sentences first, then replay of older ones
     newest: int = 8                 # at most this many not-yet-learned sentences per step (a burst fills it)
-    general: int = 2                # samples per step from the base model's own text
-    steps_per_round: int = 2
+    max_cover_rows: int = 4         # windows per new sentence, when the scheme's loss covers only the newest positions
+    general: int = 0                # samples per step from the base model's own text (off: it pulled learning away
+                                    # from the user's text; the general check below guards general English instead)
+    steps_per_round: int = 1        # each new sentence trains once (dynamic evaluation): more overfits it
     budget_ms: float = 400.0        # a round stops taking steps once it has run this long
     holdout_every: int = 5          # one sentence in this many is held out (chosen by a hash of its text)
     holdout_size: int = 24          # newest held-out sentences that score each round
@@ -142,11 +144,25 @@ class Learner:
         rows = [[BOS_ID, *self.tokenizer.encode(line)][: self.config.window + 1] for line in lines]
         return [row for row in rows if len(row) > self.config.scored]
 
+    def _tokens(self, index: int) -> tuple[list[int], int]:
+        """Tokens ending with sentence `index`, its predecessors in front; and how many of them are its own."""
+        first = max(0, index - self.config.context_sentences)
+        start = [BOS_ID] if first == 0 else []
+        ids = start + self.tokenizer.encode(" ".join(self.sentences[first:index + 1]))
+        before = start + self.tokenizer.encode(" ".join(self.sentences[first:index])) if index > first else start
+        return ids, max(1, len(ids) - len(before))
+
     def _window(self, index: int) -> list[int]:
         """Tokens ending with sentence `index`, its predecessors in front, at most `window` + 1 of them."""
-        first = max(0, index - self.config.context_sentences)
-        ids = ([BOS_ID] if first == 0 else []) + self.tokenizer.encode(" ".join(self.sentences[first:index + 1]))
-        return ids[-(self.config.window + 1):]
+        return self._tokens(index)[0][-(self.config.window + 1):]
+
+    def _covering_windows(self, index: int, scored: int) -> list[list[int]]:
+        """Windows ending `scored` tokens apart through sentence `index`, so that a loss on each window's newest
+        `scored` positions covers every token of the sentence once (at most `max_cover_rows` windows; none so short
+        that it would cut the batch's rows below `scored` + 1 tokens, but the one ending the sentence)."""
+        ids, own = self._tokens(index)
+        ends = [end for end in range(len(ids), len(ids) - own, -scored) if end > scored or end == len(ids)]
+        return [ids[:end][-(self.config.window + 1):] for end in ends[: self.config.max_cover_rows]]
 
     @staticmethod
     def _stack(rows: list[list[int]]) -> torch.Tensor:
@@ -168,8 +184,10 @@ class Learner:
     def _step_batch(self, train: list[int], fresh: list[int]) -> torch.Tensor:
         cfg = self.config
         older = [i for i in train if i < self._learned_upto]
-        replay = self._rng.sample(older, min(len(older), cfg.batch - len(fresh)))
-        rows = [self._window(i) for i in fresh + replay]
+        replay = self._rng.sample(older, max(0, min(len(older), cfg.batch - len(fresh))))
+        scored = self._plan.scheme.loss_positions(self.config.window)
+        rows = [row for i in fresh for row in self._covering_windows(i, scored)]
+        rows += [self._window(i) for i in replay]
         rows += self._rng.sample(self._general, min(cfg.general, len(self._general)))
         return self._stack(rows)
 

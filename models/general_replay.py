@@ -1,4 +1,4 @@
-"""Text the base model writes itself, replayed while learning from the user so general English is not forgotten.
+"""Text the base model writes itself: the learner rolls back rounds that make it harder (general English kept).
 
 Generated once per base model (`pocketkb build-replay`) and shipped beside it: no corpus text leaves the build.
 """

@@ -216,3 +216,19 @@ def test_rolled_back_sentences_are_forgotten_when_the_history_drops_them(learned
         learned.commit_sentences([s])
     assert len(learned.learner.sentences) == 12 and not junk & learned.learner._rejected
     assert learned.learner._rejected <= set(learned.learner.sentences)
+
+
+def test_a_loss_on_the_newest_positions_still_covers_every_token_of_a_long_new_sentence(tmp_path):
+    session = open_session(tmp_path)
+    long = "Yesterday " + ", then ".join(f"{n} {v} {m}" for n, v, m in zip(NAMES, VERBS, reversed(NAMES))) + "."
+    session.commit_sentences(["We met at the lake.", long])
+    learner = session.learner
+    ids, own = learner._tokens(1)
+    scored = 12
+    windows = learner._covering_windows(1, scored)
+    assert own > 2 * scored and len(windows) == min(-(-own // scored), learner.config.max_cover_rows)
+    covered = [t for window in reversed(windows) for t in window[-scored:]]
+    assert covered == ids[len(ids) - len(covered):]  # consecutive, no token twice, ending at the sentence's end
+    assert len(covered) >= min(own, scored * learner.config.max_cover_rows)
+    assert all(len(w) <= learner.config.window + 1 for w in windows)
+    session.close()
