@@ -279,7 +279,7 @@ class Predictor:
         scores = found.mass
         if self.prior is not None and self.config.prior_weight > 0:
             scores = self._with_prior(found, state, history)
-        ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))  # ties by the word: no hash-seed order
         out = []
         for key, _ in ranked:
             if key in self.blocked or key == state.prefix.lower() or not _plausible(key, state.prefix):

@@ -121,3 +121,24 @@ def test_a_long_odd_user_word_does_not_overrun_the_window(shipped_predictor):
     finally:
         shipped_predictor.user_words = saved
         shipped_predictor.invalidate()
+
+
+def test_ties_rank_the_same_whatever_order_the_candidates_came_in(shipped_predictor):
+    """Words of equal score (forced spellings all sit at e^-50) rank by the word, not by set or hash order."""
+    from app.predictor import _Candidates
+
+    state = split_typing("I saw the conn")
+    words = ["connq", "connz", "conna", "connx", "connb"]
+    ranked = []
+    for weight in (0.0, shipped_predictor.config.prior_weight):  # with and without the prior's words beside them
+        for order in (words, words[::-1]):
+            found = _Candidates()
+            for word in order:
+                found.add(word, -60.0)
+            saved, shipped_predictor.config.prior_weight = shipped_predictor.config.prior_weight, weight
+            try:
+                ranked.append(shipped_predictor._rank(found, state, ("saw", "the")))
+            finally:
+                shipped_predictor.config.prior_weight = saved
+    assert ranked[0] == ranked[1] == ["conna", "connb", "connq"]
+    assert ranked[2] == ranked[3]
