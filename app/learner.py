@@ -144,23 +144,21 @@ class Learner:
         rows = [[BOS_ID, *self.tokenizer.encode(line)][: self.config.window + 1] for line in lines]
         return [row for row in rows if len(row) > self.config.scored]
 
-    def _tokens(self, index: int) -> tuple[list[int], int]:
-        """Tokens ending with sentence `index`, its predecessors in front; and how many of them are its own."""
-        first = max(0, index - self.config.context_sentences)
-        start = [BOS_ID] if first == 0 else []
-        ids = start + self.tokenizer.encode(" ".join(self.sentences[first:index + 1]))
-        before = start + self.tokenizer.encode(" ".join(self.sentences[first:index])) if index > first else start
-        return ids, max(1, len(ids) - len(before))
+    def _joined(self, first: int, stop: int) -> list[int]:
+        """Tokens of sentences `first` .. `stop` - 1 joined (a start-of-text token in front of the very first)."""
+        return ([BOS_ID] if first == 0 else []) + self.tokenizer.encode(" ".join(self.sentences[first:stop]))
 
     def _window(self, index: int) -> list[int]:
         """Tokens ending with sentence `index`, its predecessors in front, at most `window` + 1 of them."""
-        return self._tokens(index)[0][-(self.config.window + 1):]
+        return self._joined(max(0, index - self.config.context_sentences), index + 1)[-(self.config.window + 1):]
 
     def _covering_windows(self, index: int, scored: int) -> list[list[int]]:
         """Windows ending `scored` tokens apart through sentence `index`, so that a loss on each window's newest
         `scored` positions covers every token of the sentence once (at most `max_cover_rows` windows; none so short
         that it would cut the batch's rows below `scored` + 1 tokens, but the one ending the sentence)."""
-        ids, own = self._tokens(index)
+        first = max(0, index - self.config.context_sentences)
+        ids = self._joined(first, index + 1)
+        own = max(1, len(ids) - len(self._joined(first, index)))
         ends = [end for end in range(len(ids), len(ids) - own, -scored) if end > scored or end == len(ids)]
         return [ids[:end][-(self.config.window + 1):] for end in ends[: self.config.max_cover_rows]]
 

@@ -223,7 +223,8 @@ def test_a_loss_on_the_newest_positions_still_covers_every_token_of_a_long_new_s
     long = "Yesterday " + ", then ".join(f"{n} {v} {m}" for n, v, m in zip(NAMES, VERBS, reversed(NAMES))) + "."
     session.commit_sentences(["We met at the lake.", long])
     learner = session.learner
-    ids, own = learner._tokens(1)
+    ids = learner._joined(0, 2)
+    own = len(ids) - len(learner._joined(0, 1))
     scored = 12
     windows = learner._covering_windows(1, scored)
     assert own > 2 * scored and len(windows) == min(-(-own // scored), learner.config.max_cover_rows)
