@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from app.ksr import tokens
-from app.user_vocab import UserVocabulary
+from app.user_vocab import CONTEXT_WORDS, CacheWeights, UserVocabulary
 from app.vocab_index import VocabIndex, word_part
 from app.words import TypingState, match_case, split_typing
 from models.gpt import GPT, LayerCache
@@ -24,6 +24,7 @@ MEMO_LIMIT = 2000  # memoised partial words kept per context
 MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
 USER_CANDIDATES = 6  # words the user typed that the model scores beside its own search, per keystroke
 PRIOR_CANDIDATES = 3  # likeliest words of the count prior that the model scores too (up to twice this many)
+USER_FOLLOWERS = 6  # words the user most often typed after the last word (and the last two) ranked too, each
 
 
 @dataclass
@@ -35,6 +36,7 @@ class PredictorConfig:
     reuse_cache: bool = True
     prior_weight: float = 0.25  # share of the count-based prior in the word probability (0: neural alone)
     unknown_word_factor: float = 0.01  # with the prior: a word neither it nor the user knows counts this much
+    cache: CacheWeights = field(default_factory=CacheWeights)  # the user's own word statistics' share
 
 
 @dataclass
@@ -176,7 +178,7 @@ class Predictor:
             if not level or depth == self.config.max_levels - 1:
                 break
             logps = self._next_logps(level)
-        history = self._history(state) if self.prior is not None else ()
+        history = self._history(state)
         self._score_words(state, found, history)
         words = self._rank(found, state, history)
         if len(words) < self.config.suggestions:
@@ -186,10 +188,12 @@ class Predictor:
 
     def _score_words(self, state: TypingState, found: _Candidates, history: tuple[str, ...]) -> None:
         """Words the search did not reach that complete the prefix, scored by the model in one batch (memoised
-        per context): the user's own words, and the count prior's likeliest, so the mix weighs them fairly."""
+        per context): the user's own words (their most frequent, and those they typed after these words), and the
+        count prior's likeliest, so the mix weighs them fairly."""
         if not state.prefix or state.anchor:
             return
         forms = self.user_words.with_prefix(state.prefix, USER_CANDIDATES)
+        forms += [self.user_words.forms[w] for w in self.user_words.followers(history, state.prefix, USER_FOLLOWERS)]
         if self.prior is not None and self.config.prior_weight > 0:
             forms += [w for w in self.prior.candidates(history, state.prefix, PRIOR_CANDIDATES)
                       if len(w) > len(state.prefix)]
@@ -276,32 +280,43 @@ class Predictor:
         return children
 
     def _rank(self, found: _Candidates, state: TypingState, history: tuple[str, ...]) -> list[str]:
-        scores = found.mass
+        scores = dict(found.mass)
+        for word in self.user_words.followers(history, state.prefix, USER_FOLLOWERS):
+            scores.setdefault(word, 0.0)
         if self.prior is not None and self.config.prior_weight > 0:
-            scores = self._with_prior(found, state, history)
+            scores = self._with_prior(scores, state, history)
+        scores = self._with_cache(scores, history)
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))  # ties by the word: no hash-seed order
         out = []
         for key, _ in ranked:
             if key in self.blocked or key == state.prefix.lower() or not _plausible(key, state.prefix):
                 continue
-            form = found.form[key][1] if key in found.form else key
+            form = found.form[key][1] if key in found.form else self.user_words.forms.get(key, key)
             out.append(match_case(form, state.prefix, state.sentence_start))
             if len(out) == self.config.suggestions:
                 break
         return out
 
-    def _with_prior(self, found: _Candidates, state: TypingState, history: tuple[str, ...]) -> dict[str, float]:
+    def _with_prior(self, mass: dict[str, float], state: TypingState, history: tuple[str, ...]) -> dict[str, float]:
         """Interpolate the model's word probabilities with the count-based prior's, over both their candidates."""
-        keys = set(found.mass)
+        keys = set(mass)
         keys.update(self.prior.candidates(history, state.prefix, 2 * self.config.suggestions))
         lam = self.config.prior_weight
         prior = self.prior.probabilities(history, keys)
-        return {k: (1 - lam) * found.mass.get(k, 0.0) * self._familiarity(k) + lam * prior[k] for k in keys}
+        return {k: (1 - lam) * mass.get(k, 0.0) * self._familiarity(k) + lam * prior[k] for k in keys}
+
+    def _with_cache(self, scores: dict[str, float], history: tuple[str, ...]) -> dict[str, float]:
+        """Add what the user's own word and word-pair frequencies say (every word is rare without a prior)."""
+        if not self.user_words.total:
+            return scores
+        general = self.prior.unigram_probability if self.prior is not None else (lambda word: 0.0)
+        return {k: v + self.user_words.boost(history, k, self.config.cache, general) for k, v in scores.items()}
 
     def _history(self, state: TypingState) -> tuple[str, ...]:
-        """The words before the one being typed, as many as the prior's longest context."""
+        """The words before the one being typed, as many as the prior's or the user cache's longest context."""
         words = [t.text.lower() for t in tokens((state.context + state.anchor)[-200:])]
-        return tuple(words[-(self.prior.order - 1):])
+        order = max(self.prior.order if self.prior is not None else 0, CONTEXT_WORDS + 1)
+        return tuple(words[-(order - 1):])
 
     def _familiarity(self, word: str) -> float:
         """Down-weights spellings the model invents ("veryth") that no dictionary or user ever used."""

@@ -121,6 +121,11 @@ class WordPrior:
             out[word] = float(p)
         return out
 
+    def unigram_probability(self, word: str) -> float:
+        """The word's Kneser-Ney unigram probability, with no context (0 for a word the prior does not know)."""
+        w = self._id(word)
+        return float(self.t.unigram[w] / self.total) if w >= 0 else 0.0
+
     def candidates(self, history: Sequence[str], prefix: str, k: int) -> list[str]:
         """Up to 2k words starting with `prefix`: the most frequent after the longest known context first."""
         lo, hi = self._prefix_range(prefix)

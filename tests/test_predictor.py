@@ -142,3 +142,20 @@ def test_ties_rank_the_same_whatever_order_the_candidates_came_in(shipped_predic
                 shipped_predictor.config.prior_weight = saved
     assert ranked[0] == ranked[1] == ["conna", "connb", "connq"]
     assert ranked[2] == ranked[3]
+
+
+def test_the_users_own_word_pairs_are_suggested_in_their_spelling(shipped_predictor):
+    from app.user_vocab import UserVocabulary
+
+    text = "On Sundays we eat pierogi with "
+    saved = shipped_predictor.user_words
+    assert "Babcia" not in shipped_predictor.suggest(text)
+    try:
+        shipped_predictor.user_words = UserVocabulary(["On Sundays we eat pierogi with Babcia."] * 3)
+        shipped_predictor.invalidate()
+        assert "Babcia" in shipped_predictor.suggest(text)  # beside "a" and "the", which stay likelier
+        assert "pierogi" in shipped_predictor.suggest("On Sundays we eat ")
+        assert shipped_predictor.suggest("Pie")[0] == "Pierogi"  # a rare word the user types often
+    finally:
+        shipped_predictor.user_words = saved
+        shipped_predictor.invalidate()

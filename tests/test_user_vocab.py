@@ -1,5 +1,7 @@
-"""The user's vocabulary: counts, spellings that ignore sentence-start capitals, lookup by prefix."""
-from app.user_vocab import UserVocabulary
+"""The user's vocabulary: counts, spellings that ignore sentence-start capitals, lookup by prefix, word pairs."""
+import pytest
+
+from app.user_vocab import CacheWeights, UserVocabulary
 
 
 def test_most_frequent_completions_in_the_users_spelling():
@@ -16,3 +18,33 @@ def test_a_sentence_start_capital_is_not_the_words_spelling():
     assert vocab.with_prefix("tom", 3) == ["tomorrow"]
     vocab.add_sentence("Gdansk is far.")
     assert vocab.with_prefix("gd", 3) == ["Gdansk"]
+
+
+def test_followers_of_the_last_word_and_the_last_two_most_frequent_first():
+    vocab = UserVocabulary(["We ate pierogi at Babcia's.", "We ate pierogi again.", "They ate pancakes.",
+                            "We ate pizza"])
+    assert vocab.followers(("we", "ate"), "", 5) == ["pierogi", "pizza", "pancakes"]
+    assert vocab.followers(("they", "ate"), "", 5) == ["pancakes", "pierogi", "pizza"]
+    assert vocab.followers(("ate",), "pi", 5) == ["pierogi", "pizza"]
+    assert vocab.followers(("ate",), "pierogi", 5) == []  # nothing longer to complete
+    assert vocab.followers(("we", "ate"), "", 1) == ["pierogi"]
+    assert vocab.followers(("pierogi",), "", 5) == ["again", "at"]  # ties by the word
+    assert vocab.followers(("pizza",), "", 5) == []  # the last sentence ended here
+
+
+def test_the_next_sentence_follows_the_last_words_of_the_one_before():
+    vocab = UserVocabulary(["It rained.", "Anyway we left."])
+    assert vocab.followers(("rained",), "", 5) == ["anyway"]
+
+
+def test_boost_weighs_rare_words_own_frequency_and_the_pairs_seen():
+    vocab = UserVocabulary(["Kowalczyk came and Kowalczyk left."])  # 5 words; "kowalczyk" twice
+    weights = CacheWeights(unigram=0.5, rare_below=1e-3, bigram=0.2, trigram=0.1)
+    rare = {"kowalczyk": 0.0, "and": 0.02, "left": 2e-4}.get
+    assert vocab.boost((), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5)
+    assert vocab.boost((), "and", weights, rare) == 0.0  # common in general text: no unigram boost
+    assert vocab.boost(("came",), "and", weights, rare) == pytest.approx(0.2)
+    assert vocab.boost(("and",), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5 + 0.2)
+    assert vocab.boost(("came", "and"), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5 + 0.2 + 0.1)
+    assert vocab.boost(("came",), "left", weights, rare) == pytest.approx(0.5 / 5)
+    assert UserVocabulary().boost(("came",), "and", weights, rare) == 0.0
