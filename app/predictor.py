@@ -193,7 +193,7 @@ class Predictor:
         if not state.prefix or state.anchor:
             return
         forms = self.user_words.with_prefix(state.prefix, USER_CANDIDATES)
-        forms += [self.user_words.forms[w] for w in self.user_words.followers(history, state.prefix, USER_FOLLOWERS)]
+        forms += [self.user_words.forms[w] for w in self._followers(state, history)]
         if self.prior is not None and self.config.prior_weight > 0:
             forms += [w for w in self.prior.candidates(history, state.prefix, PRIOR_CANDIDATES)
                       if len(w) > len(state.prefix)]
@@ -281,7 +281,7 @@ class Predictor:
 
     def _rank(self, found: _Candidates, state: TypingState, history: tuple[str, ...]) -> list[str]:
         scores = dict(found.mass)
-        for word in self.user_words.followers(history, state.prefix, USER_FOLLOWERS):
+        for word in self._followers(state, history):
             scores.setdefault(word, 0.0)
         if self.prior is not None and self.config.prior_weight > 0:
             scores = self._with_prior(scores, state, history)
@@ -304,6 +304,12 @@ class Predictor:
         lam = self.config.prior_weight
         prior = self.prior.probabilities(history, keys)
         return {k: (1 - lam) * mass.get(k, 0.0) * self._familiarity(k) + lam * prior[k] for k in keys}
+
+    def _followers(self, state: TypingState, history: tuple[str, ...]) -> list[str]:
+        """Words the user typed after the last word or two that complete the prefix (none with pairs left out)."""
+        if not self.config.cache.pairs:
+            return []
+        return self.user_words.followers(history, state.prefix, USER_FOLLOWERS)
 
     def _with_cache(self, scores: dict[str, float], history: tuple[str, ...]) -> dict[str, float]:
         """Add what the user's own word and word-pair frequencies say (every word is rare without a prior)."""

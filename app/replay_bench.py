@@ -17,14 +17,30 @@ from app.loading import EvalText, load_predictor
 from app.predictor import PredictorConfig
 from app.session import Session, SessionConfig
 from app.store import Store
+from app.user_vocab import CacheWeights
 
 TAIL = 0.25  # the last quarter of each stream: where learning should show
+
+
+@dataclass(frozen=True)
+class ReplaySystem:
+    """An update mode, with or without the user's word statistics in the suggestions."""
+
+    mode: str
+    word_cache: bool = True
+
+    @property
+    def label(self) -> str:
+        return self.mode if self.word_cache else f"{self.mode}, no word cache"
+
+    def predictor_config(self) -> PredictorConfig:
+        return PredictorConfig() if self.word_cache else PredictorConfig(cache=CacheWeights.none())
 
 
 @dataclass
 class StreamResult:
     user: str
-    mode: str
+    system: str
     ksr: KsrResult
     stats: dict
     seconds: float
@@ -44,29 +60,29 @@ def replay(session: Session, text: str) -> KsrResult:
     return result
 
 
-def _replay_job(job: tuple[EvalText, str, str, float, dict]) -> StreamResult:
-    item, mode, model_dir, prior_weight, learner_overrides = job
+def _replay_job(job: tuple[EvalText, ReplaySystem, str, dict]) -> StreamResult:
+    item, system, model_dir, learner_overrides = job
     torch.set_num_threads(1)
     start = time.perf_counter()
-    predictor = load_predictor(model_dir, config=PredictorConfig(prior_weight=prior_weight))
+    predictor = load_predictor(model_dir, config=system.predictor_config())
     with tempfile.TemporaryDirectory(prefix="pocketkb-replay-") as folder:
-        session = Session(predictor, Store(folder), LearnerConfig(mode=mode, **learner_overrides),
+        session = Session(predictor, Store(folder), LearnerConfig(mode=system.mode, **learner_overrides),
                           SessionConfig(background=False, autosave=False), base_dir=model_dir)
         result = replay(session, item.text)
         stats = asdict(session.stats)
         session.close()
-    return StreamResult(item.name, mode, result, stats, time.perf_counter() - start)
+    return StreamResult(item.name, system.label, result, stats, time.perf_counter() - start)
 
 
-def run_replay(texts: list[EvalText], modes: list[str], model_dir: str, processes: int, prior_weight: float,
+def run_replay(texts: list[EvalText], systems: list[ReplaySystem], model_dir: str, processes: int,
                learner_overrides: dict | None = None, progress=print) -> list[StreamResult]:
-    """Every (user, mode) stream, `processes` at a time, longest jobs (learning modes) first."""
-    jobs = [(item, mode, str(model_dir), prior_weight, learner_overrides or {}) for mode in modes for item in texts]
-    jobs.sort(key=lambda job: job[1] in ("off", "bias-only"))
+    """Every (user, system) stream, `processes` at a time, longest jobs (learning modes) first."""
+    jobs = [(item, system, str(model_dir), learner_overrides or {}) for system in systems for item in texts]
+    jobs.sort(key=lambda job: job[1].mode in ("off", "bias-only"))
     results = []
     with mp.get_context("spawn").Pool(processes) as pool:
         for done, result in enumerate(pool.imap_unordered(_replay_job, jobs), start=1):
             results.append(result)
-            progress(f"replay {done}/{len(jobs)}: user {result.user} mode {result.mode}: KSR {result.ksr.ksr:.2f}, "
+            progress(f"replay {done}/{len(jobs)}: user {result.user} {result.system}: KSR {result.ksr.ksr:.2f}, "
                      f"last quarter {result.tail.ksr:.2f} ({result.seconds:.0f} s)")
     return results

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.ksr import KsrResult
 from app.loading import EvalText
-from app.replay_bench import TAIL, StreamResult, run_replay
+from app.replay_bench import TAIL, ReplaySystem, StreamResult, run_replay
 
 BINS = 10
 COLOURS = ["#888888", "#3a7bd5", "#d55a3a", "#2aa876", "#9b59b6", "#e0a100", "#222222"]
@@ -114,10 +114,17 @@ def _presage_row(texts: list[EvalText], args: argparse.Namespace) -> tuple[dict 
              "per_user_tail": [round(r.tail(TAIL).ksr, 2) for r in results]}, results)
 
 
+NO_CACHE_OFF = ReplaySystem("off", word_cache=False).label
+
+
 def summary(rows: dict[str, dict]) -> list[str]:
     lines = []
+    if NO_CACHE_OFF in rows and "off" in rows:
+        off, alone = rows["off"], rows[NO_CACHE_OFF]
+        lines.append(f"the word cache alone (off vs {NO_CACHE_OFF}): {off['ksr'] - alone['ksr']:+.2f} KSR points over "
+                     f"the stream, {off['tail_ksr'] - alone['tail_ksr']:+.2f} on the last quarter")
     for mode in rows:
-        if mode not in ("off", "presage") and "off" in rows:
+        if mode not in ("off", "presage", NO_CACHE_OFF) and "off" in rows:
             g = gains(rows, mode)
             lines.append(f"{mode} vs off, last quarter: {g['mean']:+.2f} KSR points on average, "
                          f"{g['users_gained']} of {g['users']} users gained")
@@ -134,14 +141,16 @@ def summary(rows: dict[str, dict]) -> list[str]:
 
 
 def report(texts: list[EvalText], args: argparse.Namespace) -> int:
-    from app.predictor import PredictorConfig
-
     chars = sum(len(t.text) for t in texts)
     print(f"replaying {len(texts)} user(s), {chars:,} characters, modes: {', '.join(args.modes)}")
-    streams = run_replay(texts, args.modes, args.model, args.processes, PredictorConfig().prior_weight)
+    systems = [ReplaySystem(m) for m in args.modes]
+    if "off" in args.modes:  # what the user's word statistics add, with no learning at all
+        systems.insert(args.modes.index("off"), ReplaySystem("off", word_cache=False))
+    labels = [s.label for s in systems]
+    streams = run_replay(texts, systems, args.model, args.processes)
     order = [t.name for t in texts]
-    by_mode = {m: sorted((s for s in streams if s.mode == m), key=lambda s: order.index(s.user)) for m in args.modes}
-    rows = {m: mode_row(m, by_mode[m]) for m in args.modes}
+    by_mode = {m: sorted((s for s in streams if s.system == m), key=lambda s: order.index(s.user)) for m in labels}
+    rows = {m: mode_row(m, by_mode[m]) for m in labels}
     presage, presage_results = _presage_row(texts, args)
     if presage:
         rows["presage"] = presage
@@ -151,7 +160,7 @@ def report(texts: list[EvalText], args: argparse.Namespace) -> int:
         print(line)
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    series = {m: binned_ksr([s.ksr for s in by_mode[m]]) for m in args.modes}
+    series = {m: binned_ksr([s.ksr for s in by_mode[m]]) for m in labels}
     if presage_results:
         series["Presage online"] = binned_ksr(presage_results)
     (docs / "simulate.json").write_text(json.dumps({"users": order, "chars": chars, "rows": rows,

@@ -25,6 +25,16 @@ class CacheWeights:
     bigram: float = 0.02        # times how often the word followed the previous word
     trigram: float = 0.02       # times how often it followed the previous two
 
+    @classmethod
+    def none(cls) -> "CacheWeights":
+        """The user's statistics left out: the model (and the count prior) alone."""
+        return cls(unigram=0.0, bigram=0.0, trigram=0.0)
+
+    @property
+    def pairs(self) -> bool:
+        """Whether what followed the last words counts (then those followers are ranked as candidates too)."""
+        return bool(self.bigram or self.trigram)
+
 
 class UserVocabulary:
     def __init__(self, sentences: Sequence[str] = ()):

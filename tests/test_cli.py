@@ -78,9 +78,11 @@ def test_simulate_writes_table_json_and_plot(tmp_path, capsys):
             "--modes", "off", "sparse", "--processes", "1", "--no-presage", "--docs", str(tmp_path / "docs")]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "last 1/4" in printed and "sparse vs off" in printed
+    assert "last 1/4" in printed and "sparse vs off" in printed and "the word cache alone" in printed
     result = json.loads((tmp_path / "docs" / "simulate.json").read_text())
-    assert set(result["rows"]) == {"off", "sparse"} and result["rows"]["sparse"]["accepted"] >= 1
+    rows = result["rows"]
+    assert set(rows) == {"off", "off, no word cache", "sparse"} and rows["sparse"]["accepted"] >= 1
+    assert rows["off"]["ksr"] > rows["off, no word cache"]["ksr"]  # the repeated sentences are the user's own
     assert (tmp_path / "docs" / "simulate_ksr.svg").read_text().startswith("<svg")
     assert main(["simulate", "--users", str(tmp_path / "users.jsonl"), "--modes", "fast"]) == 2
 

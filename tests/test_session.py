@@ -15,7 +15,7 @@ from models.safe_io import save_tensors
 PROBES = ["We met Kowalczyk at the ", "I told my sister that ", "Tomorrow we will go to the "]
 NAMES = ["Kowalczyk", "Brenna", "the lake", "the old mill", "my sister", "Dr Osei"]
 VERBS = ["walked to", "talked about", "wrote to", "waited for", "laughed with", "cooked for"]
-NO_CACHE = CacheWeights(unigram=0.0, bigram=0.0, trigram=0.0)  # the user's own word counts left out
+NO_CACHE = CacheWeights.none()  # the user's own word counts left out
 
 
 def sentences(n, seed=0):
