@@ -31,6 +31,7 @@ from models.tokenizer import BOS_ID, Tokenizer
 
 MODES = ("off", "sparse", "full", "bias-only", "last-block", "lora")
 Publish = Callable[[dict[str, torch.Tensor]], None]
+Absorb = Callable[[list[str]], None]
 
 
 def _default_lr() -> dict[str, float]:
@@ -108,17 +109,19 @@ def is_held_out(sentence: str, every: int) -> bool:
 
 
 class Learner:
-    """Trains a private copy of `model`; accepted rounds are handed to `publish` (parameter name -> new value).
+    """Trains a private copy of `model`; accepted rounds are handed to `publish` (parameter name -> new value), and the
+    sentences they took in to `absorb` (those of rolled-back rounds never are; learning off, the caller's to do).
 
     Thread-safe: every public method takes the learner's lock, so a round runs whole before a mode switch, a reset
     or a load takes effect.
     """
 
     def __init__(self, model: GPT, tokenizer: Tokenizer, general_text: list[str], config: LearnerConfig | None = None,
-                 publish: Publish | None = None, schemes_dir: Path = SCHEMES_DIR):
+                 publish: Publish | None = None, schemes_dir: Path = SCHEMES_DIR, absorb: Absorb | None = None):
         self.config = config or LearnerConfig()
         self.tokenizer = tokenizer
         self.publish = publish or (lambda tensors: None)
+        self.absorb = absorb or (lambda sentences: None)
         self.schemes_dir = Path(schemes_dir)
         self.model = copy.deepcopy(model).eval()
         self.base = {name: p.detach().clone() for name, p in self.model.named_parameters()}
@@ -196,9 +199,8 @@ class Learner:
         if not rows:
             return []
         batch = self._stack(rows)
-        inputs = batch[:, :-1]
-        logits = self.model(inputs) if weights is None else functional_call(self.model, weights, (inputs,))
-        logits = logits[:, -self.config.scored:]
+        inputs, last = batch[:, :-1], {"last": self.config.scored}
+        logits = self.model(inputs, **last) if weights is None else functional_call(self.model, weights, (inputs,), last)
         targets = batch[:, 1:][:, -self.config.scored:]
         losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
         return losses.view(len(rows), -1).mean(1).tolist()
@@ -263,8 +265,11 @@ class Learner:
             train, held = self._split()
             pending = [i for i in train if i >= self._learned_upto]
             fresh = pending[-self.config.newest:]
+            taken = self.sentences[self._learned_upto:]
             if self.config.mode == "off" or not fresh:
                 self._learned_upto = len(self.sentences)
+                if self.config.mode != "off":
+                    self.absorb(taken)  # held-out sentences only: no round judges them
                 return None
             start = time.perf_counter()
             self._judge_new_text(fresh)
@@ -297,6 +302,7 @@ class Learner:
                 self.stats.sentences_learned += len(fresh)
                 self.stats.last_heldout = sum(after) / len(after) if after else None
                 self.publish(self._touched())
+                self.absorb(taken)
             ms = (time.perf_counter() - start) * 1000
             self.stats.learn_ms += ms
             return RoundResult(not reason, steps, ms, reason)

@@ -94,7 +94,7 @@ class Session:
         self.base_sha256 = weights_sha256(base_dir)
         self.tokenizer_sha256 = predictor.tokenizer.sha256
         self.learner = Learner(predictor.model, predictor.tokenizer, load_general(general_path), learner_config,
-                               publish=self._publish)
+                               publish=self._publish, absorb=self._absorb)
         self.learner.max_sentences = store.history.max_sentences
         self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
         self._done_upto = 0
@@ -113,6 +113,12 @@ class Session:
             for name, value in tensors.items():
                 params[name].copy_(value)
             self.predictor.invalidate()
+
+    def _absorb(self, sentences: list[str]) -> None:
+        """The user's word statistics take in sentences the learner kept (a garbage burst it rolled back stays out)."""
+        with self.predictor.lock:
+            for sentence in sentences:
+                self.predictor.user_words.add_sentence(sentence)
 
     def expected_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.learner.base)
@@ -160,9 +166,8 @@ class Session:
         recorded = self.store.history.add_many(sentences)
         if not recorded:
             return 0
-        with self.predictor.lock:
-            for sentence in recorded:
-                self.predictor.user_words.add_sentence(sentence)
+        if self.learner.mode == "off":  # no round judges them: straight into the word statistics
+            self._absorb(recorded)
         for sentence in recorded:
             self.learner.add(sentence)
         if self.worker is not None:

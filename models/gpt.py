@@ -145,12 +145,13 @@ class GPT(nn.Module):
     def head(self, x: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.ln_f(x))
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits for every position of `idx` (batch, time)."""
+    def forward(self, idx: torch.Tensor, last: int | None = None) -> torch.Tensor:
+        """Logits for every position of `idx` (batch, time), or for its newest `last` positions only (the vocabulary
+        projection is the costly part)."""
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x)
-        return self.head(x)
+        return self.head(x if last is None else x[:, -last:])
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self(idx)

@@ -69,10 +69,12 @@ def test_a_burst_of_garbage_learned_hard_is_rolled_back(learned):
     # pasted: one burst that fills the whole batch (no replayed sentence of theirs offsets the harm), learned hard
     for group in learned.learner._ensure_plan().optimizer.param_groups:
         group["lr"] = 3e-2
-    learned.text_changed(" ".join(garbage(learned.learner.config.newest)) + " ")
+    burst = garbage(learned.learner.config.newest)
+    learned.text_changed(" ".join(burst) + " ")
     assert learned.stats.rounds_rolled_back == rolled + 1
     assert learned.learner.heldout_loss(known) == before_loss
     assert suggestions(learned) == before_words
+    assert not any(w.strip(".") in learned.predictor.user_words for s in burst for w in s.split())  # nor counted
     after = learned.learner.deltas()
     assert all(torch.equal(after[k], before_deltas[k]) for k in before_deltas)
 
@@ -240,4 +242,14 @@ def test_a_loss_on_the_newest_positions_still_covers_every_token_of_a_long_new_s
     assert covered == ids[len(ids) - len(covered):]  # consecutive, no token twice, ending at the sentence's end
     assert len(covered) >= min(own, scored * learner.config.max_cover_rows)
     assert all(len(w) <= learner.config.window + 1 for w in windows)
+    session.close()
+
+
+def test_the_users_word_statistics_take_in_kept_rounds_and_with_learning_off_every_sentence(tmp_path):
+    session = open_session(tmp_path / "sparse")
+    session.commit_sentences(["We drove to Zakopane with Brenna."])
+    assert session.stats.rounds_accepted == 1 and "zakopane" in session.predictor.user_words
+    session.set_mode("off")
+    session.commit_sentences(["Then Marzanna came along."])
+    assert "marzanna" in session.predictor.user_words and session.stats.rounds_accepted == 1
     session.close()
