@@ -8,6 +8,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import torch
 
@@ -96,6 +97,17 @@ class Predictor:
         """Forget the KV cache: call after the model's weights change."""
         with self.lock:
             self._tokens, self._cache, self._last_logp = [], None, None
+            self._memo.clear()
+            self._word_memo.clear()
+
+    def weights_changed(self, names: Iterable[str]) -> None:
+        """Call after these parameters changed. Where none of them reaches a key or value (the sparse scheme trains
+        only the last MLP), the KV cache stays and only the newest token is run again; else it is all forgotten."""
+        with self.lock:
+            if not self.model.keys_values_unchanged_by(names):
+                self.invalidate()
+                return
+            self._tokens, self._last_logp = self._tokens[:-1], None
             self._memo.clear()
             self._word_memo.clear()
 

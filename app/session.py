@@ -112,7 +112,7 @@ class Session:
         with self.predictor.lock, torch.no_grad():
             for name, value in tensors.items():
                 params[name].copy_(value)
-            self.predictor.invalidate()
+            self.predictor.weights_changed(tensors)
 
     def _absorb(self, sentences: list[str]) -> None:
         """The user's word statistics take in sentences the learner kept (a garbage burst it rolled back stays out)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -152,6 +153,12 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(x if last is None else x[:, -last:])
+
+    def keys_values_unchanged_by(self, names: Iterable[str]) -> bool:
+        """Whether changing these parameters leaves every layer's keys and values as they were: true when all of
+        them act after the last attention (the last block's ln_2 and MLP, ln_f; not the tied embedding)."""
+        last = f"blocks.{self.config.n_layer - 1}."
+        return all(name.startswith("ln_f.") or name.startswith((last + "ln_2.", last + "mlp.")) for name in names)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self(idx)

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -159,3 +160,23 @@ def test_the_users_own_word_pairs_are_suggested_in_their_spelling(shipped_predic
     finally:
         shipped_predictor.user_words = saved
         shipped_predictor.invalidate()
+
+
+@pytest.mark.parametrize("name, kept", [("blocks.3.mlp.c_fc.weight", True), ("ln_f.bias", True),
+                                        ("blocks.3.attn.c_attn.weight", False), ("wte.weight", False)])
+def test_a_weight_change_keeps_the_kv_cache_only_where_keys_and_values_stay(name, kept):
+    from app.loading import load_predictor
+
+    predictor = load_predictor()
+    text = "I told my sister that we would go to the lake tomorrow, and she "
+    predictor.suggest(text)
+    context = predictor._tokens
+    param = dict(predictor.model.named_parameters())[name]
+    with torch.no_grad():
+        param.add_(0.05 * torch.randn_like(param))
+    predictor.weights_changed([name])
+    assert (predictor._tokens == context[:-1]) == kept and (predictor._cache is not None) == kept
+    changed = predictor.suggest(text), predictor._last_logp.clone()
+    predictor.invalidate()
+    fresh = predictor.suggest(text), predictor._last_logp.clone()
+    assert changed[0] == fresh[0] and torch.allclose(changed[1], fresh[1], atol=1e-4)
