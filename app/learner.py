@@ -110,7 +110,7 @@ def is_held_out(sentence: str, every: int) -> bool:
 
 class Learner:
     """Trains a private copy of `model`; accepted rounds are handed to `publish` (parameter name -> new value), and the
-    sentences they took in to `absorb` (those of rolled-back rounds never are; learning off, the caller's to do).
+    sentences they took in to `absorb` (those of rolled-back rounds never are; with learning off, every sentence is).
 
     Thread-safe: every public method takes the learner's lock, so a round runs whole before a mode switch, a reset
     or a load takes effect.
@@ -129,6 +129,7 @@ class Learner:
         self.sentences: list[str] = []
         self.max_sentences = 20_000
         self._learned_upto = 0
+        self._absorbed_upto = 0  # sentences before this one have been handed to `absorb` or turned down
         self._rejected: set[str] = set()  # sentences of rolled-back rounds: never replayed
         self._incoming: deque[str] = deque()  # finished sentences not yet taken in by a round
         self._requested_mode: str | None = None
@@ -242,17 +243,19 @@ class Learner:
         if drop > 0:
             del self.sentences[:drop]
             self._learned_upto = max(0, self._learned_upto - drop)
+            self._absorbed_upto = max(0, self._absorbed_upto - drop)
             self._rejected &= set(self.sentences)  # bounded with the sentences it refers to
         mode, self._requested_mode = self._requested_mode, None
         if mode is not None and mode != self.config.mode:
             self._close_plan()
+            self._settle(accept=True)  # no round will judge what the old mode had not learned yet
             self.config.mode = mode
             self._learned_upto = len(self.sentences)
 
     def pending(self) -> int:
-        """Finished sentences not learned from yet (0 when learning is off); a hint, read without the lock."""
+        """Finished sentences not learned from yet (with learning off, not yet taken in); a hint, read without the lock."""
         if self.mode == "off":
-            return 0
+            return len(self._incoming)
         return len(self._incoming) + len(self.sentences) - self._learned_upto
 
     def run_round(self) -> RoundResult | None:
@@ -265,11 +268,9 @@ class Learner:
             train, held = self._split()
             pending = [i for i in train if i >= self._learned_upto]
             fresh = pending[-self.config.newest:]
-            taken = self.sentences[self._learned_upto:]
             if self.config.mode == "off" or not fresh:
                 self._learned_upto = len(self.sentences)
-                if self.config.mode != "off":
-                    self.absorb(taken)  # held-out sentences only: no round judges them
+                self._settle(accept=True)  # learning off, or held-out sentences only: no round judges them
                 return None
             start = time.perf_counter()
             self._judge_new_text(fresh)
@@ -297,15 +298,22 @@ class Learner:
                 plan.load_delta(snapshot)
                 self.stats.rounds_rolled_back += 1
                 self._rejected.update(self.sentences[i] for i in pending)
+                self._settle(accept=False)
             else:
                 self.stats.rounds_accepted += 1
                 self.stats.sentences_learned += len(fresh)
                 self.stats.last_heldout = sum(after) / len(after) if after else None
                 self.publish(self._touched())
-                self.absorb(taken)
+                self._settle(accept=True)
             ms = (time.perf_counter() - start) * 1000
             self.stats.learn_ms += ms
             return RoundResult(not reason, steps, ms, reason)
+
+    def _settle(self, accept: bool) -> None:
+        """Every sentence taken in so far is decided: handed to `absorb` if `accept`, else left out."""
+        if accept and self._absorbed_upto < len(self.sentences):
+            self.absorb(self.sentences[self._absorbed_upto:])
+        self._absorbed_upto = len(self.sentences)
 
     def _judge_new_text(self, fresh: list[int]) -> None:
         """Test, then train: how the personal and the base model predict sentences no round has trained on yet.
@@ -386,7 +394,7 @@ class Learner:
             for name, p in self.model.named_parameters():
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
             self.sentences = list(sentences)
-            self._learned_upto = len(self.sentences)
+            self._learned_upto = self._absorbed_upto = len(self.sentences)  # the caller counts these afresh
             self.publish({name: p.detach().clone() for name, p in self.model.named_parameters()})
 
     def replace_sentences(self, sentences: list[str]) -> None:
@@ -396,6 +404,7 @@ class Learner:
             self._incoming.clear()
             self.sentences = list(sentences)
             self._learned_upto = min(self._learned_upto, len(self.sentences))
+            self._absorbed_upto = len(self.sentences)  # the caller counts what is left afresh
             self._rejected &= set(self.sentences)
 
     def heldout_loss(self, among_first: int | None = None) -> float | None:

@@ -158,7 +158,7 @@ class Predictor:
                 if a != b:
                     break
                 common += 1
-            if common == len(tokens) == len(self._tokens):
+            if common == len(tokens) == len(self._tokens) and self._last_logp is not None:
                 return self._last_logp
             common = min(common, len(tokens) - 1)
         past = None

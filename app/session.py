@@ -166,8 +166,6 @@ class Session:
         recorded = self.store.history.add_many(sentences)
         if not recorded:
             return 0
-        if self.learner.mode == "off":  # no round judges them: straight into the word statistics
-            self._absorb(recorded)
         for sentence in recorded:
             self.learner.add(sentence)
         if self.worker is not None:

@@ -180,3 +180,12 @@ def test_a_weight_change_keeps_the_kv_cache_only_where_keys_and_values_stay(name
     predictor.invalidate()
     fresh = predictor.suggest(text), predictor._last_logp.clone()
     assert changed[0] == fresh[0] and torch.allclose(changed[1], fresh[1], atol=1e-4)
+
+
+def test_backspacing_over_a_space_after_a_kept_cache_suggests():
+    from app.loading import load_predictor
+
+    predictor = load_predictor()
+    predictor.suggest("I went to the ")
+    predictor.weights_changed(["blocks.3.mlp.c_fc.weight"])
+    assert len(predictor.suggest("I went to th")) == 3  # the context is the kept tokens exactly: no stale logits

@@ -253,3 +253,20 @@ def test_the_users_word_statistics_take_in_kept_rounds_and_with_learning_off_eve
     session.commit_sentences(["Then Marzanna came along."])
     assert "marzanna" in session.predictor.user_words and session.stats.rounds_accepted == 1
     session.close()
+
+
+def test_sentences_a_mode_switch_leaves_unlearned_still_count_once(tmp_path):
+    session = open_session(tmp_path / "switch")
+    session.learner.add("We met Ottokar by the river.")  # typed while a round ran: not learned yet
+    session.set_mode("off")
+    assert "ottokar" in session.predictor.user_words
+    got = []
+    session.learner.absorb = got.extend
+    session.set_mode("sparse")
+    session.learner.add("Brenna likes tea.")
+    session.learner.add("Brenna likes coffee.")
+    session.learner.heldout_loss()  # takes both in, unlearned
+    session.learner.replace_sentences(["Brenna likes coffee."])  # forget: the caller recounts what is left
+    session.learner.run_round()
+    assert got == []
+    session.close()
