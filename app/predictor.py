@@ -191,21 +191,23 @@ class Predictor:
                 break
             logps = self._next_logps(level)
         history = self._history(state)
-        self._score_words(state, found, history)
-        words = self._rank(found, state, history)
+        followers = self._followers(state, history)
+        self._score_words(state, found, history, followers)
+        words = self._rank(found, state, history, followers)
         if len(words) < self.config.suggestions:
             self._spell_forced(state, found)
-            words = self._rank(found, state, history)
+            words = self._rank(found, state, history, followers)
         return words
 
-    def _score_words(self, state: TypingState, found: _Candidates, history: tuple[str, ...]) -> None:
+    def _score_words(self, state: TypingState, found: _Candidates, history: tuple[str, ...],
+                     followers: list[str]) -> None:
         """Words the search did not reach that complete the prefix, scored by the model in one batch (memoised
         per context): the user's own words (their most frequent, and those they typed after these words), and the
         count prior's likeliest, so the mix weighs them fairly."""
         if not state.prefix or state.anchor:
             return
         forms = self.user_words.with_prefix(state.prefix, USER_CANDIDATES)
-        forms += [self.user_words.forms[w] for w in self._followers(state, history)]
+        forms += [self.user_words.forms[w] for w in followers]
         if self.prior is not None and self.config.prior_weight > 0:
             forms += [w for w in self.prior.candidates(history, state.prefix, PRIOR_CANDIDATES)
                       if len(w) > len(state.prefix)]
@@ -291,9 +293,10 @@ class Predictor:
                 children.append(child)
         return children
 
-    def _rank(self, found: _Candidates, state: TypingState, history: tuple[str, ...]) -> list[str]:
+    def _rank(self, found: _Candidates, state: TypingState, history: tuple[str, ...],
+              followers: Iterable[str] = ()) -> list[str]:
         scores = dict(found.mass)
-        for word in self._followers(state, history):
+        for word in followers:
             scores.setdefault(word, 0.0)
         if self.prior is not None and self.config.prior_weight > 0:
             scores = self._with_prior(scores, state, history)

@@ -93,8 +93,6 @@ class UserVocabulary:
               general: Callable[[str], float]) -> float:
         """What the user's own statistics add to the probability of `word` (lower case) after `history`;
         `general` gives a word's unigram probability in general text."""
-        if not self.total:
-            return 0.0
         add = 0.0
         if weights.unigram and self.counts[word] and general(word) < weights.rare_below:
             add += weights.unigram * self.counts[word] / self.total
