@@ -58,7 +58,7 @@ class LearnerConfig:
     base_tolerance: float = 0.0     # their loss may exceed the base model's by this share before the delta halves
     general_tolerance: float = 0.08  # rise of general-text loss over the base model's that rolls a round back
     general_rows: int = 16          # passages of the base model's text the general check scores
-    general_every: int = 4          # rounds between general checks (a full forward pass; the held-out one is cheap)
+    general_every: int = 4          # rounds between general checks (they run the blocks learning changed)
     prefix_cache_mb: float = 8.0    # frozen-prefix outputs kept for replayed samples (least recently used go first)
     lr: dict[str, float] = field(default_factory=_default_lr)
     seed: int = 0
@@ -137,9 +137,12 @@ class Learner:
         self._lock = threading.RLock()
         self._plan: TrainPlan | None = None
         self._measured: dict[str, int] = {}
+        self._moved: set[str] = set()  # parameters that may differ from the base model's
         self._general = self._general_rows(general_text)
         self._general_check = self._general[: self.config.general_rows]
-        self._base_general = self._mean_loss(self._general_check)
+        self._general_hidden: tuple[int, torch.Tensor] | None = None  # their states where the weights start to differ
+        self._heldout_known: tuple[list[list[int]], list[float]] | None = None  # held-out rows, their losses now
+        self._base_general = self._general_loss()
         self._rounds = 0
         self._judged: deque[tuple[float, float]] = deque(maxlen=self.config.judged_sentences)
 
@@ -195,19 +198,33 @@ class Learner:
 
     # --- scoring ---------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _row_losses(self, rows: list[list[int]], weights: dict[str, torch.Tensor] | None = None) -> list[float]:
-        """Per row: mean next-token loss over its newest `scored` positions (with `weights`: those, not the model's)."""
+    def _row_losses(self, rows: list[list[int]], weights: dict[str, torch.Tensor] | None = None,
+                    hidden: tuple[int, torch.Tensor] | None = None) -> list[float]:
+        """Per row: mean next-token loss over its newest `scored` positions (with `weights`: those, not the model's;
+        with `hidden` from `_hidden`: from the first block that differs from the base model on)."""
         if not rows:
             return []
         batch = self._stack(rows)
-        inputs, last = batch[:, :-1], {"last": self.config.scored}
-        logits = self.model(inputs, **last) if weights is None else functional_call(self.model, weights, (inputs,), last)
+        inputs, kwargs = batch[:, :-1], {"last": self.config.scored, "hidden": hidden}
+        logits = (self.model(inputs, **kwargs) if weights is None
+                  else functional_call(self.model, weights, (inputs,), kwargs))
         targets = batch[:, 1:][:, -self.config.scored:]
         losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
         return losses.view(len(rows), -1).mean(1).tolist()
 
-    def _mean_loss(self, rows: list[list[int]]) -> float:
-        losses = self._row_losses(rows)
+    @torch.no_grad()
+    def _hidden(self, rows: list[list[int]]) -> tuple[int, torch.Tensor]:
+        """The rows' states at the first block the learning has changed: the same for the personal and the base
+        model, so scoring both (or scoring again) runs only the blocks from there on."""
+        first = self.model.first_block_changed_by(self._moved)
+        return first, self.model.hidden_states(self._stack(rows)[:, :-1], first)
+
+    def _general_loss(self) -> float:
+        """Mean loss on the general-text check; the rows' states before the changed blocks are kept between checks."""
+        first = self.model.first_block_changed_by(self._moved)
+        if self._general_hidden is None or self._general_hidden[0] != first:
+            self._general_hidden = self._hidden(self._general_check)
+        losses = self._row_losses(self._general_check, hidden=self._general_hidden)
         return sum(losses) / len(losses) if losses else 0.0
 
     def _verdict(self, before: list[float], after: list[float]) -> str:
@@ -218,14 +235,16 @@ class Learner:
         if before and statistics.fmean(a / b - 1 for a, b in zip(after, before)) > self.config.gate_tolerance:
             return "held-out loss rose"
         if self._rounds % self.config.general_every == 0:
-            general = self._mean_loss(self._general_check)
+            general = self._general_loss()
             self.stats.last_general = general
             if not math.isfinite(general) or general > self._base_general * (1 + self.config.general_tolerance):
                 return "general text loss rose"
         return ""
 
-    def _heldout_losses(self, plan: TrainPlan, held: list[int]) -> list[float]:
-        rows = [self._window(i) for i in held[-self.config.holdout_size:]]
+    def _heldout_rows(self, held: list[int]) -> list[list[int]]:
+        return [self._window(i) for i in held[-self.config.holdout_size:]]
+
+    def _heldout_losses(self, plan: TrainPlan, rows: list[list[int]]) -> list[float]:
         return plan.evaluate_rows(self._stack(rows)) if rows else []
 
     # --- rounds ----------------------------------------------------------------------------------------------
@@ -276,7 +295,9 @@ class Learner:
             self._judge_new_text(fresh)
             plan = self._ensure_plan()
             held = [i for i in held if i < pending[0]]  # judged on text from before the round's own
-            before = self._heldout_losses(plan, held)
+            rows = self._heldout_rows(held)
+            known = self._heldout_known  # the last round's verdict scored these weights, often on the same rows
+            before = known[1] if known is not None and known[0] == rows else self._heldout_losses(plan, rows)
             snapshot = plan.delta()
             steps = 0
             while steps < self.config.steps_per_round:
@@ -288,12 +309,13 @@ class Learner:
                 self.stats.last_loss = report.loss
                 if (time.perf_counter() - start) * 1000 > self.config.budget_ms:
                     break
-            after = self._heldout_losses(plan, held)
+            after = self._heldout_losses(plan, rows)
             self._rounds += 1
             reason = self._verdict(before, after)
             self._learned_upto = len(self.sentences)
             self.stats.steps += steps
             self.stats.training_bytes = plan.memory().training_bytes
+            self._heldout_known = (rows, before if reason else after)
             if reason:
                 plan.load_delta(snapshot)
                 self.stats.rounds_rolled_back += 1
@@ -323,13 +345,15 @@ class Learner:
         its delta is halved, and the count starts again.
         """
         rows = [self._window(i) for i in fresh]
-        self._judged.extend(zip(self._row_losses(rows), self._row_losses(rows, self.base)))
+        hidden = self._hidden(rows)
+        self._judged.extend(zip(self._row_losses(rows, hidden=hidden), self._row_losses(rows, self.base, hidden)))
         if len(self._judged) < self._judged.maxlen:
             return
         personal, base = (statistics.fmean(column) for column in zip(*self._judged))
         if personal <= base * (1 + self.config.base_tolerance):
             return
         self._judged.clear()
+        self._heldout_known = None
         self._close_plan()  # weights change outside the plan: the next round builds a new one
         params = dict(self.model.named_parameters())
         moved = {name: p for name, p in params.items() if not torch.equal(p, self.base[name])}
@@ -346,14 +370,19 @@ class Learner:
             optimizer = OptimizerConfig(lr=self.config.lr[self.config.mode], beta1=0.0)
             self._plan = compile_plan(staged_lm(self.model), scheme, optimizer,
                                       cache_bytes=int(self.config.prefix_cache_mb * 2**20))
+            self._moved |= self._plan_names()
         return self._plan
+
+    def _plan_names(self) -> set[str]:
+        """The model parameters the current plan trains (an adapter: the weight it is merged into)."""
+        params = dict(self.model.named_parameters())
+        names = {name for name in self._plan.trainable if name in params}
+        return names | {f"{path}.weight" for path in self._plan.adapters}
 
     def _touched(self) -> dict[str, torch.Tensor]:
         """The model parameters the current plan trains, as they are now."""
         params = dict(self.model.named_parameters())
-        names = {name for name in self._plan.trainable if name in params}
-        names |= {f"{path}.weight" for path in self._plan.adapters}
-        return {name: params[name].detach().clone() for name in names}
+        return {name: params[name].detach().clone() for name in self._plan_names()}
 
     def _close_plan(self) -> None:
         if self._plan is not None:
@@ -390,9 +419,11 @@ class Learner:
             self._sync()
             self._close_plan()
             self._judged.clear()  # scores of the weights being replaced
+            self._heldout_known = None
             self._incoming.clear()  # `sentences` is the whole history now
             for name, p in self.model.named_parameters():
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
+            self._moved = set(deltas)
             self.sentences = list(sentences)
             self._learned_upto = self._absorbed_upto = len(self.sentences)  # the caller counts these afresh
             self.publish({name: p.detach().clone() for name, p in self.model.named_parameters()})

@@ -146,13 +146,34 @@ class GPT(nn.Module):
     def head(self, x: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.ln_f(x))
 
-    def forward(self, idx: torch.Tensor, last: int | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, last: int | None = None,
+                hidden: tuple[int, torch.Tensor] | None = None) -> torch.Tensor:
         """Logits for every position of `idx` (batch, time), or for its newest `last` positions only (the vocabulary
-        projection is the costly part)."""
-        x = self.embed(idx)
-        for block in self.blocks:
+        projection is the costly part). `hidden`, (i, the input of block i) from `hidden_states`, skips what comes
+        before block i."""
+        start, x = hidden if hidden is not None else (0, self.embed(idx))
+        for block in self.blocks[start:]:
             x = block(x)
         return self.head(x if last is None else x[:, -last:])
+
+    def hidden_states(self, idx: torch.Tensor, upto: int) -> torch.Tensor:
+        """The input of block `upto` (`n_layer`: of the final norm) for `idx`."""
+        x = self.embed(idx)
+        for block in self.blocks[:upto]:
+            x = block(x)
+        return x
+
+    def first_block_changed_by(self, names: Iterable[str]) -> int:
+        """The first block whose input changes when these parameters do (`n_layer` for the final norm alone, 0 for
+        the embeddings): the hidden states before it stay as they were."""
+        first = self.config.n_layer
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "blocks":
+                first = min(first, int(parts[1]))
+            elif parts[0] != "ln_f":
+                return 0
+        return first
 
     def keys_values_unchanged_by(self, names: Iterable[str]) -> bool:
         """Whether changing these parameters leaves every layer's keys and values as they were: true when all of

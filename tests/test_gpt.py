@@ -63,3 +63,16 @@ def test_checkpoint_round_trip(tmp_path):
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
     assert loaded.lm_head.weight is loaded.wte.weight
+
+
+def test_a_forward_from_kept_hidden_states_equals_the_whole_pass():
+    model = _model()
+    idx = torch.randint(0, TINY.vocab_size, (3, 16))
+    with torch.no_grad():
+        full = model(idx, last=4)
+        for start in range(TINY.n_layer + 1):
+            assert torch.allclose(model(idx, last=4, hidden=(start, model.hidden_states(idx, start))), full, atol=1e-6)
+    last = TINY.n_layer - 1
+    assert model.first_block_changed_by([f"blocks.{last}.mlp.c_fc.weight", "blocks.1.ln_2.bias"]) == 1
+    assert model.first_block_changed_by(["ln_f.weight"]) == TINY.n_layer == model.first_block_changed_by([])
+    assert model.first_block_changed_by(["ln_f.bias", "wte.weight"]) == 0  # the (tied) embedding feeds block 0

@@ -270,3 +270,31 @@ def test_sentences_a_mode_switch_leaves_unlearned_still_count_once(tmp_path):
     session.learner.run_round()
     assert got == []
     session.close()
+
+
+def test_checks_from_kept_hidden_states_score_the_weights_as_they_now_are(learned):
+    """The general check reuses states of the blocks learning has not changed, and a round's held-out losses serve
+    as the next round's 'before': both must equal a fresh pass, after kept and rolled-back rounds and a mode switch."""
+    learner = learned.learner
+
+    def fresh_general():
+        losses = learner._row_losses(learner._general_check)
+        return sum(losses) / len(losses)
+
+    def check():
+        assert learner._general_loss() == pytest.approx(fresh_general(), abs=1e-6)
+        rows, losses = learner._heldout_known
+        assert losses == pytest.approx(learner._ensure_plan().evaluate_rows(learner._stack(rows)), abs=1e-6)
+
+    check()
+    for group in learner._ensure_plan().optimizer.param_groups:
+        group["lr"] = 3e-2
+    rolled = learned.stats.rounds_rolled_back
+    learned.text_changed(" ".join(garbage(learner.config.newest)) + " ")
+    assert learned.stats.rounds_rolled_back == rolled + 1
+    check()
+    learned.set_mode("bias-only")  # biases of every block train next: no block's states can be kept
+    for s in sentences(6, seed=5):
+        learned.commit_sentences([s])
+    assert learner.model.first_block_changed_by(learner._moved) == 0
+    check()
