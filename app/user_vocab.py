@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -14,6 +15,7 @@ from typing import Callable, Sequence
 from app.ksr import tokens
 
 CONTEXT_WORDS = 2  # followers are counted after the last word and after the last two words
+RECENT_WORDS = 100.0  # a word's recency share halves over about 70 words the user types after it
 
 
 @dataclass
@@ -21,14 +23,15 @@ class CacheWeights:
     """How much the user's own statistics add to a word's probability (tuned on dev users 21-28)."""
 
     unigram: float = 0.1        # times the word's share of everything the user typed ...
-    rare_below: float = 1e-3    # ... for words the general prior gives less than this (common words need no help)
+    recent: float = 0.05        # ... and times its share of what they typed lately (each use fading with age) ...
+    rare_below: float = 1e-4    # ... for words the general prior gives less than this (common words need no help)
     bigram: float = 0.02        # times how often the word followed the previous word
     trigram: float = 0.02       # times how often it followed the previous two
 
     @classmethod
     def none(cls) -> "CacheWeights":
         """The user's statistics left out: the model (and the count prior) alone."""
-        return cls(unigram=0.0, bigram=0.0, trigram=0.0)
+        return cls(unigram=0.0, recent=0.0, bigram=0.0, trigram=0.0)
 
     @property
     def pairs(self) -> bool:
@@ -44,6 +47,7 @@ class UserVocabulary:
         self.after: defaultdict[tuple[str, ...], Counter[str]] = defaultdict(Counter)  # context -> next words
         self.after_total: Counter[tuple[str, ...]] = Counter()
         self._recent: tuple[str, ...] = ()  # the last words added: the next sentence follows them
+        self._faded: dict[str, tuple[float, int]] = {}  # word -> its uses, each fading with age, as of position
         self._sorted: list[str] | None = None
         for sentence in sentences:
             self.add_sentence(sentence)
@@ -52,6 +56,7 @@ class UserVocabulary:
         for position, token in enumerate(tokens(sentence)):
             key = token.text.lower()
             self.counts[key] += 1
+            self._faded[key] = (self.recency_weight(key) + 1.0, self.total)
             self.total += 1
             if key not in self.forms or position > 0:  # a capital at a sentence start says nothing of the word
                 self.forms[key] = token.text
@@ -89,13 +94,25 @@ class UserVocabulary:
                 out += [w for _, w in heapq.nsmallest(limit, matching)]
         return list(dict.fromkeys(out))
 
+    def recency_weight(self, word: str) -> float:
+        """The word's uses, each counting exp(-age / RECENT_WORDS) with age in words typed since."""
+        value, at = self._faded.get(word, (0.0, self.total))
+        return value * math.exp(-(self.total - at) / RECENT_WORDS)
+
+    def recency_share(self, word: str) -> float:
+        """The word's recency weight over all words' (their sum: a geometric series over the words typed)."""
+        if not self.total:
+            return 0.0
+        fade = math.exp(-1 / RECENT_WORDS)
+        return self.recency_weight(word) * (1 - fade) / (fade * (1 - fade ** self.total))
+
     def boost(self, history: Sequence[str], word: str, weights: CacheWeights,
               general: Callable[[str], float]) -> float:
         """What the user's own statistics add to the probability of `word` (lower case) after `history`;
         `general` gives a word's unigram probability in general text."""
         add = 0.0
-        if weights.unigram and self.counts[word] and general(word) < weights.rare_below:
-            add += weights.unigram * self.counts[word] / self.total
+        if (weights.unigram or weights.recent) and self.counts[word] and general(word) < weights.rare_below:
+            add += weights.unigram * self.counts[word] / self.total + weights.recent * self.recency_share(word)
         for n, weight in ((1, weights.bigram), (2, weights.trigram)):
             context = tuple(history[-n:])
             if weight and len(history) >= n and context in self.after:

@@ -39,7 +39,7 @@ def test_the_next_sentence_follows_the_last_words_of_the_one_before():
 
 def test_boost_weighs_rare_words_own_frequency_and_the_pairs_seen():
     vocab = UserVocabulary(["Kowalczyk came and Kowalczyk left."])  # 5 words; "kowalczyk" twice
-    weights = CacheWeights(unigram=0.5, rare_below=1e-3, bigram=0.2, trigram=0.1)
+    weights = CacheWeights(unigram=0.5, recent=0.0, rare_below=1e-3, bigram=0.2, trigram=0.1)
     rare = {"kowalczyk": 0.0, "and": 0.02, "left": 2e-4}.get
     assert vocab.boost((), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5)
     assert vocab.boost((), "and", weights, rare) == 0.0  # common in general text: no unigram boost
@@ -48,3 +48,15 @@ def test_boost_weighs_rare_words_own_frequency_and_the_pairs_seen():
     assert vocab.boost(("came", "and"), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5 + 0.2 + 0.1)
     assert vocab.boost(("came",), "left", weights, rare) == pytest.approx(0.5 / 5)
     assert UserVocabulary().boost(("came",), "and", weights, rare) == 0.0
+
+
+def test_recency_share_fades_with_the_words_typed_since_and_sums_to_one():
+    vocab = UserVocabulary(["Kowalczyk came."] + ["We walked on and on for hours."] * 20 + ["Nowak came."])
+    assert sum(vocab.recency_share(w) for w in vocab.counts) == pytest.approx(1.0)
+    assert vocab.counts["kowalczyk"] == vocab.counts["nowak"] == 1
+    assert vocab.recency_share("nowak") > 3 * vocab.recency_share("kowalczyk")  # 140 words later it has faded
+    assert vocab.recency_share("unseen") == 0.0 and UserVocabulary().recency_share("nowak") == 0.0
+    weights = CacheWeights(unigram=0.0, recent=0.5, rare_below=1e-3, bigram=0.0, trigram=0.0)
+    rare = {"nowak": 0.0, "came": 0.01}.get
+    assert vocab.boost((), "nowak", weights, rare) == pytest.approx(0.5 * vocab.recency_share("nowak"))
+    assert vocab.boost((), "came", weights, rare) == 0.0  # common in general text
