@@ -18,6 +18,7 @@ from app.predictor import PredictorConfig
 from app.session import Session, SessionConfig
 from app.store import Store
 from app.user_vocab import CacheWeights
+from engine.optimizer import preload as preload_optimizer
 
 TAIL = 0.25  # the last quarter of each stream: where learning should show
 
@@ -63,6 +64,7 @@ def replay(session: Session, text: str) -> KsrResult:
 def _replay_job(job: tuple[EvalText, ReplaySystem, str, dict]) -> StreamResult:
     item, system, model_dir, learner_overrides = job
     torch.set_num_threads(1)
+    preload_optimizer()  # as the app's learner thread does at start: not part of any round
     start = time.perf_counter()
     predictor = load_predictor(model_dir, config=system.predictor_config())
     with tempfile.TemporaryDirectory(prefix="pocketkb-replay-") as folder:

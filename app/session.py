@@ -19,6 +19,7 @@ from app.sentences import finished_sentences
 from app.store import Store, new_meta
 from app.user_vocab import UserVocabulary
 from engine.memory import release_free_heap
+from engine.optimizer import preload as preload_optimizer
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general
@@ -50,6 +51,7 @@ class LearnerWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(1)
+        preload_optimizer()
         for mode in self.session.measure_modes:  # the gauges' training-memory figures, measured once
             if self._stop:
                 return

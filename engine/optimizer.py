@@ -10,6 +10,12 @@ from typing import Iterable
 import torch
 
 
+def preload() -> None:
+    """Build a throwaway optimizer: the first one imports torch's compiler stack (about a second), which would
+    otherwise land in the first training step after start."""
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
     kind: str = "adamw"          # "adamw" or "sgd"
