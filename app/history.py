@@ -15,7 +15,8 @@ from pathlib import Path
 from app.ksr import tokens
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS sentences (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sentences (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, text TEXT NOT NULL,
+                                      rejected INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS blocked (word TEXT PRIMARY KEY);
 """
 MAX_SENTENCE_CHARS = 2000
@@ -45,6 +46,9 @@ class History:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sentences)")}
+        if "rejected" not in columns:  # a history written before the learner's verdicts were kept
+            self._db.execute("ALTER TABLE sentences ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -82,6 +86,22 @@ class History:
         """All recorded sentences, oldest first."""
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT text FROM sentences ORDER BY id")]
+
+    def rejected(self) -> set[str]:
+        """Sentences the learner turned down (a round they were in rolled back): never learned, nor counted."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT DISTINCT text FROM sentences WHERE rejected = 1")}
+
+    def kept_sentences(self) -> list[str]:
+        """The recorded sentences the learner did not turn down, oldest first."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT text FROM sentences WHERE rejected = 0 ORDER BY id")]
+
+    def mark_rejected(self, sentences: list[str]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("UPDATE sentences SET rejected = 1 WHERE text = ?", [(s,) for s in sentences])
+            self._db.execute("COMMIT")
 
     def recent(self, n: int) -> list[str]:
         with self._lock:
@@ -130,14 +150,14 @@ class History:
         query = query.lower()
         return [(w, c) for w, c in counts.most_common() if query in w][:limit]
 
-    def replace_all(self, sentences: list[str], blocked: set[str]) -> None:
-        """Swap in another history at once (import, reset)."""
+    def replace_all(self, sentences: list[str], blocked: set[str], rejected: set[str] = frozenset()) -> None:
+        """Swap in another history at once (import, reset); `rejected`: its sentences the learner turned down."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM sentences")
             self._db.execute("DELETE FROM blocked")
             now = time.time()
-            self._db.executemany("INSERT INTO sentences (at, text) VALUES (?, ?)",
-                                 [(now, s) for s in sentences[-self.max_sentences:]])
+            self._db.executemany("INSERT INTO sentences (at, text, rejected) VALUES (?, ?, ?)",
+                                 [(now, s, int(s in rejected)) for s in sentences[-self.max_sentences:]])
             self._db.executemany("INSERT INTO blocked (word) VALUES (?)", [(w,) for w in sorted(blocked)])
             self._db.execute("COMMIT")

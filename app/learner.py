@@ -110,18 +110,20 @@ def is_held_out(sentence: str, every: int) -> bool:
 
 class Learner:
     """Trains a private copy of `model`; accepted rounds are handed to `publish` (parameter name -> new value), and the
-    sentences they took in to `absorb` (those of rolled-back rounds never are; with learning off, every sentence is).
+    sentences they took in to `absorb` (with learning off, every sentence is); those of rolled-back rounds to `reject`.
 
     Thread-safe: every public method takes the learner's lock, so a round runs whole before a mode switch, a reset
     or a load takes effect.
     """
 
     def __init__(self, model: GPT, tokenizer: Tokenizer, general_text: list[str], config: LearnerConfig | None = None,
-                 publish: Publish | None = None, schemes_dir: Path = SCHEMES_DIR, absorb: Absorb | None = None):
+                 publish: Publish | None = None, schemes_dir: Path = SCHEMES_DIR, absorb: Absorb | None = None,
+                 reject: Absorb | None = None):
         self.config = config or LearnerConfig()
         self.tokenizer = tokenizer
         self.publish = publish or (lambda tensors: None)
         self.absorb = absorb or (lambda sentences: None)
+        self.reject = reject or (lambda sentences: None)
         self.schemes_dir = Path(schemes_dir)
         self.model = copy.deepcopy(model).eval()
         self.base = {name: p.detach().clone() for name, p in self.model.named_parameters()}
@@ -332,9 +334,9 @@ class Learner:
             return RoundResult(not reason, steps, ms, reason)
 
     def _settle(self, accept: bool) -> None:
-        """Every sentence taken in so far is decided: handed to `absorb` if `accept`, else left out."""
-        if accept and self._absorbed_upto < len(self.sentences):
-            self.absorb(self.sentences[self._absorbed_upto:])
+        """Every sentence taken in so far is decided: handed to `absorb` if `accept`, else to `reject`."""
+        if self._absorbed_upto < len(self.sentences):
+            (self.absorb if accept else self.reject)(self.sentences[self._absorbed_upto:])
         self._absorbed_upto = len(self.sentences)
 
     def _judge_new_text(self, fresh: list[int]) -> None:
@@ -413,8 +415,10 @@ class Learner:
                     if not torch.equal(p, self.base[name])}
 
     @torch.no_grad()
-    def load_deltas(self, deltas: dict[str, torch.Tensor], sentences: list[str]) -> None:
-        """Weights = base + `deltas` (missing names: base); `sentences` are the history already learned from."""
+    def load_deltas(self, deltas: dict[str, torch.Tensor], sentences: list[str], rejected: set[str] = frozenset()
+                    ) -> None:
+        """Weights = base + `deltas` (missing names: base); `sentences` are the history already learned from, but
+        those in `rejected` (turned down by earlier rounds), which are never replayed."""
         with self._lock:
             self._sync()
             self._close_plan()
@@ -425,6 +429,7 @@ class Learner:
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
             self._moved = set(deltas)
             self.sentences = list(sentences)
+            self._rejected = set(rejected) & set(self.sentences)
             self._learned_upto = self._absorbed_upto = len(self.sentences)  # the caller counts these afresh
             self.publish({name: p.detach().clone() for name, p in self.model.named_parameters()})
 

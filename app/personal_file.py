@@ -44,12 +44,14 @@ class PersonalModel:
     deltas: dict[str, torch.Tensor]
     history: list[str] | None = None
     blocked: list[str] | None = None
+    rejected: list[str] | None = None  # sentences of the history the learner turned down
 
 
 def to_bytes(personal: PersonalModel) -> bytes:
     header = {"pocketkb": json.dumps(asdict(personal.meta))}
     if personal.history is not None:
-        header["history"] = json.dumps({"sentences": personal.history, "blocked": personal.blocked or []})
+        header["history"] = json.dumps({"sentences": personal.history, "blocked": personal.blocked or [],
+                                        "rejected": personal.rejected or []})
     return tensors_to_bytes(personal.deltas, metadata=header)
 
 
@@ -81,8 +83,7 @@ def parse(data: bytes, expected: dict[str, torch.Tensor], base_sha256: str, toke
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise PersonalFileError(f"{name} is damaged: its tensors cannot be read ({err})") from None
     _check_tensors(tensors, expected, name)
-    history, blocked = _history(header, name)
-    return PersonalModel(meta, tensors, history, blocked)
+    return PersonalModel(meta, tensors, *_history(header, name))
 
 
 def _header(data: bytes, name: str) -> dict:
@@ -138,17 +139,17 @@ def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.T
             raise PersonalFileError(f"{name}: tensor {key!r} holds implausibly large values")
 
 
-def _history(header: dict, name: str) -> tuple[list[str] | None, list[str] | None]:
+def _history(header: dict, name: str) -> tuple[list[str] | None, list[str] | None, list[str] | None]:
+    """The sentences, blocked words and turned-down sentences (files from before these were kept have none)."""
     if "history" not in header:
-        return None, None
+        return None, None, None
     try:
         raw = json.loads(header["history"])
-        sentences, blocked = raw["sentences"], raw.get("blocked", [])
-    except (json.JSONDecodeError, TypeError, KeyError):
+        parts = raw["sentences"], raw.get("blocked", []), raw.get("rejected", [])
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
         raise PersonalFileError(f"{name} has a damaged history") from None
-    ok = (isinstance(sentences, list) and isinstance(blocked, list)
-          and all(isinstance(s, str) and len(s) <= MAX_SENTENCE_CHARS for s in sentences + blocked)
-          and len(sentences) <= MAX_HISTORY_SENTENCES and len(blocked) <= MAX_HISTORY_SENTENCES)
+    ok = all(isinstance(part, list) and len(part) <= MAX_HISTORY_SENTENCES
+             and all(isinstance(s, str) and len(s) <= MAX_SENTENCE_CHARS for s in part) for part in parts)
     if not ok:
         raise PersonalFileError(f"{name} has a history this app does not accept (wrong types or too large)")
-    return sentences, blocked
+    return parts

@@ -96,7 +96,7 @@ class Session:
         self.base_sha256 = weights_sha256(base_dir)
         self.tokenizer_sha256 = predictor.tokenizer.sha256
         self.learner = Learner(predictor.model, predictor.tokenizer, load_general(general_path), learner_config,
-                               publish=self._publish, absorb=self._absorb)
+                               publish=self._publish, absorb=self._absorb, reject=self.store.history.mark_rejected)
         self.learner.max_sentences = store.history.max_sentences
         self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
         self._done_upto = 0
@@ -134,10 +134,10 @@ class Session:
         if personal is not None:
             self.meta = personal.meta
             self.learner.set_mode(personal.meta.mode)
-        self.learner.load_deltas(personal.deltas if personal else {}, history.sentences())
+        self.learner.load_deltas(personal.deltas if personal else {}, history.sentences(), history.rejected())
         with self.predictor.lock:
             self.predictor.blocked = history.blocked()
-            self.predictor.user_words = UserVocabulary(history.sentences())
+            self.predictor.user_words = UserVocabulary(history.kept_sentences())
 
     def personal(self) -> PersonalModel:
         self.meta.mode = self.learner.mode
@@ -218,7 +218,7 @@ class Session:
         self.learner.replace_sentences(self.store.history.sentences())
         with self.predictor.lock:
             self.predictor.blocked = self.store.history.blocked()
-            self.predictor.user_words = UserVocabulary(self.store.history.sentences())
+            self.predictor.user_words = UserVocabulary(self.store.history.kept_sentences())
             self.predictor.invalidate()
         return removed
 

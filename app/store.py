@@ -58,7 +58,8 @@ class Store:
     def export(self, path: str | Path, personal: PersonalModel, with_history: bool) -> None:
         history = self.history.sentences() if with_history else None
         blocked = sorted(self.history.blocked()) if with_history else None
-        personal_file.write(path, PersonalModel(personal.meta, personal.deltas, history, blocked))
+        rejected = sorted(self.history.rejected()) if with_history else None
+        personal_file.write(path, PersonalModel(personal.meta, personal.deltas, history, blocked, rejected))
 
     def import_file(self, path: str | Path, expected: dict[str, torch.Tensor], base_sha256: str,
                     tokenizer_sha256: str) -> PersonalModel:
@@ -69,7 +70,7 @@ class Store:
         personal = personal_file.read(path, expected, base_sha256, tokenizer_sha256)
         self.save(personal)
         if personal.history is not None:
-            self.history.replace_all(personal.history, set(personal.blocked or []))
+            self.history.replace_all(personal.history, set(personal.blocked or []), set(personal.rejected or []))
         return personal
 
 

@@ -55,3 +55,20 @@ def test_word_counts(tmp_path):
     h.add("Hello hello world")
     assert h.word_counts()[0] == ("hello", 2)
     assert h.word_counts("wor") == [("world", 1)]
+
+
+def test_turned_down_sentences_are_kept_apart_across_restarts_and_old_files_gain_the_flag(tmp_path):
+    import sqlite3
+    old = sqlite3.connect(tmp_path / "old.db")  # as histories were written before verdicts were kept
+    old.executescript("CREATE TABLE sentences (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, "
+                      "text TEXT NOT NULL); INSERT INTO sentences (at, text) VALUES (0, 'Old one.'), (0, 'Qxz vkw.');")
+    old.close()
+    h = History(tmp_path / "old.db")
+    assert h.sentences() == h.kept_sentences() == ["Old one.", "Qxz vkw."] and h.rejected() == set()
+    h.mark_rejected(["Qxz vkw."])
+    h.add("New one.")
+    h.close()
+    again = History(tmp_path / "old.db")
+    assert again.rejected() == {"Qxz vkw."} and again.kept_sentences() == ["Old one.", "New one."]
+    again.replace_all(["A.", "Qxz."], set(), rejected={"Qxz."})
+    assert again.rejected() == {"Qxz."} and again.kept_sentences() == ["A."]

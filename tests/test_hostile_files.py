@@ -88,6 +88,8 @@ def hostile_files(marker) -> list[tuple[str, bytes]]:
              meta_edit(format="other"), meta_edit(counters={"rounds_accepted": "many"}), meta_edit(counters=[1]),
              lambda h: h["__metadata__"].update(pocketkb="{not json"),
              lambda h: h["__metadata__"].update(history=json.dumps({"sentences": [1, 2]})),
+             lambda h: h["__metadata__"].update(history=json.dumps({"sentences": ["a."], "rejected": "a."})),
+             lambda h: h["__metadata__"].update(history=json.dumps(["a."])),
              lambda h: h["__metadata__"].update(history=json.dumps({"sentences": ["x" * 5000]})),
              lambda h: h.pop("__metadata__")]
     for i in range(100):

@@ -13,7 +13,7 @@ def _personal(**changes):
     deltas = {"blocks.3.mlp.c_fc.weight": torch.randn(8, 4) * 0.01, "ln_f.bias": torch.randn(4) * 0.01}
     deltas.update(changes)
     meta = pf.PersonalMeta(base_sha256="base", tokenizer_sha256="tok", counters={"accepted": 3})
-    return pf.PersonalModel(meta, deltas, ["hello there."], ["zelda"])
+    return pf.PersonalModel(meta, deltas, ["hello there.", "qxz vkw."], ["zelda"], ["qxz vkw."])
 
 
 def _read(path, base="base"):
@@ -25,7 +25,8 @@ def test_round_trip(tmp_path):
     pf.write(tmp_path / "p.pkb", original)
     loaded = _read(tmp_path / "p.pkb")
     assert loaded.meta == original.meta
-    assert loaded.history == ["hello there."] and loaded.blocked == ["zelda"]
+    assert loaded.history == ["hello there.", "qxz vkw."] and loaded.blocked == ["zelda"]
+    assert loaded.rejected == ["qxz vkw."]
     for k, v in original.deltas.items():
         assert torch.equal(loaded.deltas[k], v)
 

@@ -298,3 +298,22 @@ def test_checks_from_kept_hidden_states_score_the_weights_as_they_now_are(learne
         learned.commit_sentences([s])
     assert learner.model.first_block_changed_by(learner._moved) == 0
     check()
+
+
+def test_a_rolled_back_burst_stays_out_after_a_restart_and_an_export_and_import(learned, tmp_path):
+    for group in learned.learner._ensure_plan().optimizer.param_groups:
+        group["lr"] = 3e-2
+    burst = garbage(learned.learner.config.newest)
+    learned.text_changed(" ".join(burst) + " ")
+    assert learned.stats.rounds_rolled_back == 1
+    junk = {w.strip(".") for s in burst for w in s.split()}
+    learned.export(tmp_path / "me.pkb", with_history=True)
+    learned.save()
+    for session in (open_session(learned.store.folder), open_session(tmp_path / "other")):
+        if session.store.folder != learned.store.folder:
+            session.import_file(tmp_path / "me.pkb")
+        assert set(burst) <= set(session.store.history.sentences())  # the user's text stays theirs
+        assert session.learner._rejected == set(burst)  # never replayed ...
+        assert not junk & set(session.predictor.user_words.counts)  # ... nor counted
+        assert "yesterday" in session.predictor.user_words
+        session.close()
