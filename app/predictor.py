@@ -92,10 +92,28 @@ class Predictor:
         # piece sequence after the context -> (next-piece log-probs, its own keys/values per layer)
         self._memo: dict[tuple[int, ...], tuple[torch.Tensor, list[LayerCache]]] = {}
         self._word_memo: dict[str, float] = {}  # word as spelled -> its log-probability after the context
+        self._pending: dict[str, torch.Tensor] = {}  # new parameter values waiting for the next word
+
+    def update_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        """New values for some parameters, taken in when the next word starts (or at `invalidate`): taken in mid-word
+        they would throw away the word's memoised search, the costly part of a keystroke."""
+        with self.lock:
+            self._pending.update(tensors)
+
+    def _take_pending(self) -> None:
+        if not self._pending:
+            return
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in self._pending.items():
+                params[name].copy_(value)
+        names, self._pending = list(self._pending), {}
+        self.weights_changed(names)
 
     def invalidate(self) -> None:
-        """Forget the KV cache: call after the model's weights change."""
+        """Take in waiting weights and forget the KV cache: call after the model's weights change."""
         with self.lock:
+            self._take_pending()
             self._tokens, self._cache, self._last_logp = [], None, None
             self._memo.clear()
             self._word_memo.clear()
@@ -152,6 +170,8 @@ class Predictor:
 
     def _context_logp(self, context: str) -> torch.Tensor:
         tokens = self._context_tokens(context)
+        if self._pending and tokens != self._tokens:  # a new word: its search starts afresh anyway
+            self._take_pending()
         common = 0
         if self.config.reuse_cache and self._cache is not None:
             for a, b in zip(self._tokens, tokens):

@@ -109,12 +109,8 @@ class Session:
 
     # --- the model and the store -----------------------------------------------------------------------------
     def _publish(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Hand weights the learner accepted to the predictor, between two suggestions."""
-        params = dict(self.predictor.model.named_parameters())
-        with self.predictor.lock, torch.no_grad():
-            for name, value in tensors.items():
-                params[name].copy_(value)
-            self.predictor.weights_changed(tensors)
+        """Hand weights the learner accepted to the predictor, which takes them in at the next word."""
+        self.predictor.update_weights(tensors)
 
     def _absorb(self, sentences: list[str]) -> None:
         """The user's word statistics take in sentences the learner kept (a garbage burst it rolled back stays out)."""
@@ -138,6 +134,7 @@ class Session:
         with self.predictor.lock:
             self.predictor.blocked = history.blocked()
             self.predictor.user_words = UserVocabulary(history.kept_sentences())
+            self.predictor.invalidate()  # a loaded or reset model shows at once, not from the next word on
 
     def personal(self) -> PersonalModel:
         self.meta.mode = self.learner.mode

@@ -189,3 +189,24 @@ def test_backspacing_over_a_space_after_a_kept_cache_suggests():
     predictor.suggest("I went to the ")
     predictor.weights_changed(["blocks.3.mlp.c_fc.weight"])
     assert len(predictor.suggest("I went to th")) == 3  # the context is the kept tokens exactly: no stale logits
+
+
+def test_published_weights_wait_for_the_next_word_and_then_match_a_fresh_start():
+    from app.loading import load_predictor
+
+    predictor, fresh = load_predictor(), load_predictor()
+    name = "blocks.3.mlp.c_fc.weight"
+    value = dict(predictor.model.named_parameters())[name].detach() + 0.2
+    with torch.no_grad():
+        dict(fresh.model.named_parameters())[name].copy_(value)
+    text = "I told my sister that we would go to the lake tomorrow, and she s"
+    predictor.suggest(text)
+    predictor.update_weights({name: value.clone()})
+    predictor.suggest(text + "a")
+    assert predictor._pending  # mid-word: the old weights still
+    text += "aid "
+    assert predictor.suggest(text) == fresh.suggest(text)  # the next word uses the new weights ...
+    assert not predictor._pending and torch.equal(dict(predictor.model.named_parameters())[name], value)
+    predictor.update_weights({name: value - 0.2})
+    predictor.invalidate()  # ... and so does an explicit reload, at once
+    assert not predictor._pending
