@@ -123,6 +123,7 @@ def run_crash_bench(folder: Path, kills: int, seed: int = 0, progress=print) -> 
             else:
                 report.problems.append(f"restart {k} loaded {state} with {history} sentences; saved were "
                                        f"{sorted(allowed)} with {committed} sentences")
+            saved = state  # what is on disk now: a child killed in its first save leaves this one there
         if k == kills:
             child.kill()
             child.wait()
