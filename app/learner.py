@@ -355,7 +355,6 @@ class Learner:
         if personal <= base * (1 + self.config.base_tolerance):
             return
         self._judged.clear()
-        self._heldout_known = None
         self._close_plan()  # weights change outside the plan: the next round builds a new one
         params = dict(self.model.named_parameters())
         moved = {name: p for name, p in params.items() if not torch.equal(p, self.base[name])}
@@ -387,6 +386,8 @@ class Learner:
         return {name: params[name].detach().clone() for name in self._plan_names()}
 
     def _close_plan(self) -> None:
+        """Also forgets what was scored under the plan (a plan may hold frozen weights as int8)."""
+        self._heldout_known = self._general_hidden = None
         if self._plan is not None:
             self._plan.close()
             self._plan = None
@@ -423,7 +424,6 @@ class Learner:
             self._sync()
             self._close_plan()
             self._judged.clear()  # scores of the weights being replaced
-            self._heldout_known = None
             self._incoming.clear()  # `sentences` is the whole history now
             for name, p in self.model.named_parameters():
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
