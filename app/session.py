@@ -18,7 +18,7 @@ from app.predictor import Predictor
 from app.sentences import finished_sentences
 from app.store import Store, new_meta
 from app.user_vocab import UserVocabulary
-from engine.memory import release_free_heap
+from engine.memory import map_large_blocks, release_free_heap
 from engine.optimizer import preload as preload_optimizer
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
@@ -38,6 +38,7 @@ class LearnerWorker:
     """Runs learning rounds in a thread while sentences wait, with one torch thread so suggestions keep the other core."""
 
     def __init__(self, session: "Session"):
+        map_large_blocks()  # the learner allocates and frees large tensors all day
         self.session = session
         self._wake = threading.Event()
         self._stop = False

@@ -57,18 +57,32 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_BLOCK_BYTES = 256 * 1024
+
+
 @functools.cache
-def _malloc_trim():
+def _libc_function(function: str):
     name = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return getattr(ctypes.CDLL(name), function, None) if name else None
 
 
 def release_free_heap() -> None:
     """Give freed heap pages back to the system (glibc only): a long-running process stays at its real size,
     and the next allocations show up as RSS growth."""
-    trim = _malloc_trim()
+    trim = _libc_function("malloc_trim")
     if trim is not None:
         trim(0)
+
+
+def map_large_blocks() -> None:
+    """Allocations of 256 KiB and more (activations, weight copies) get pages of their own that go back to the system
+    when freed (glibc only). By default glibc raises that bound to the largest block freed so far, after which such
+    blocks come from the heap and leave it fragmented: the soak's RSS growth varied from +30 to +54 MiB with it, and
+    was +19 MiB without."""
+    mallopt = _libc_function("mallopt")
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
 
 
 def process_rss_bytes() -> int | None:
