@@ -151,14 +151,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_learning(args: argparse.Namespace) -> int:
-    import torch
-
-    from app.learner import MODES
-    from app.learning_bench import format_results, learn_and_score
+    from app.learning_bench import HEADER, format_row, run_learning, summary
+    from app.modes import MODES
     from app.loading import read_eval_texts
-    from models.checkpoint import load_model
-    from models.general_replay import load as load_general
-    from models.tokenizer import Tokenizer
 
     path = args.users or CORPUS_DIR / "blogs_users_dev.jsonl.xz"
     if not Path(path).exists():
@@ -166,16 +161,19 @@ def _bench_learning(args: argparse.Namespace) -> int:
     unknown = [m for m in args.modes if m not in MODES or m == "off"]
     if unknown:
         return _fail(f"cannot measure learning in mode {unknown[0]!r}; modes: {', '.join(MODES[1:])}")
-    torch.set_num_threads(1)
-    model, tokenizer, general = load_model(args.model), Tokenizer(TOKENIZER_PATH), load_general(GENERAL_REPLAY_PATH)
     texts = read_eval_texts(path, args.chars, args.skip + args.limit)[args.skip:]
-    results = []
-    overrides = {"lr": {mode: args.lr for mode in args.modes}} if args.lr else None
-    for mode in args.modes:
-        for item in texts:
-            results.append(learn_and_score(model, tokenizer, general, item, mode, overrides))
-            print(format_results(results[-1:])[1], flush=True)
-    for line in format_results(results):
+    overrides = {"lr": {m: args.lr for m in args.modes}} if args.lr else {}
+    if args.decay is not None:
+        overrides["decay"] = {m: args.decay for m in args.modes}
+    if args.segment:
+        overrides["segment"] = args.segment
+    print(HEADER, flush=True)
+    try:
+        results = run_learning(args.model, texts, args.modes, overrides, args.processes,
+                               progress=lambda r: print(format_row(r), flush=True))
+    except ValueError as e:
+        return _fail(str(e))
+    for line in summary(results):
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
@@ -288,6 +286,34 @@ def _cmd_build_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grad_stats(args: argparse.Namespace) -> int:
+    import torch
+
+    from models.checkpoint import load_model, weights_sha256
+    from models.corpus import training_documents
+    from models.grad_stats import GRAD_STATS_FILE, compute_grad_stats, save_grad_stats
+    from models.tokenizer import Tokenizer
+
+    corpus = Path(args.corpus or CORPUS_DIR / "blogs_pretrain.txt.xz")
+    if not corpus.exists():
+        return _fail(f"no such corpus file: {corpus} (give one with --corpus)")
+    out = Path(args.out or Path(args.model) / GRAD_STATS_FILE)
+    torch.set_num_threads(1)
+    model = load_model(args.model)
+    try:
+        stats = compute_grad_stats(model, Tokenizer(TOKENIZER_PATH), training_documents([corpus]),
+                                   args.batches, args.rows)
+    except ValueError as err:
+        return _fail(str(err))
+    tokens = args.batches * args.rows * model.config.block_size
+    save_grad_stats(out, stats, weights_sha256(args.model),
+                    {"batches": args.batches, "rows": args.rows, "tokens": tokens, "corpus": corpus.name})
+    covered = len(list(model.parameters()))
+    print(f"mean squared gradients of {covered} parameters ({model.num_params():,} values) from {tokens:,} tokens "
+          f"-> {out} ({out.stat().st_size / 1024:.1f} KiB)")
+    return 0
+
+
 def _cmd_search_scheme(args: argparse.Namespace) -> int:
     from app.scheme_search import search, user_texts, write_results
     from models import SCHEMES_DIR
@@ -351,7 +377,7 @@ def _cmd_build_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from app.learner import MODES
+    from app.modes import MODES
     from app.loading import read_eval_texts
     from app.replay_report import report
 
@@ -415,7 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=4, help="learning: users to learn")
     p.add_argument("--chars", type=int, default=20_000, help="learning: characters per user")
     p.add_argument("--modes", nargs="+", default=["sparse"], help="learning: update modes to measure")
-    p.add_argument("--lr", type=float, help="learning: learning rate of the measured modes (default: the learner's)")
+    p.add_argument("--lr", type=float, help="learning: learning rate of the measured modes (default: the registry's)")
+    p.add_argument("--decay", type=float, help="learning: decay toward the base of the measured modes")
+    p.add_argument("--segment", type=int, help="learning: tokens per segment")
+    p.add_argument("--processes", type=int, default=2, help="learning: streams learned at once (one thread each)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_cmd_bench)
 
@@ -440,6 +469,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="scheme JSON to write (default: the shipped models/schemes/sparse.json)")
     p.add_argument("--docs", default="docs", help="where the contribution table and plot go")
     p.set_defaults(func=_cmd_search_scheme)
+
+    p = sub.add_parser("grad-stats", help="mean squared gradients of the model on pretraining text, "
+                                          "for dynamic evaluation")
+    p.add_argument("--corpus", help="corpus file (default: blogs_pretrain.txt.xz in ../shared/corpus)")
+    p.add_argument("--batches", type=int, default=24)
+    p.add_argument("--rows", type=int, default=4, help="windows of block_size + 1 tokens per batch")
+    p.add_argument("--out", help="file to write (default: grad_stats.safetensors in the --model folder)")
+    p.set_defaults(func=_cmd_grad_stats)
 
     p = sub.add_parser("simulate", help="replay users' posts through the learner, per update mode, beside Presage")
     p.add_argument("--users", required=True, help="users .jsonl.xz file (posts are typed in date order)")

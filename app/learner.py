@@ -1,17 +1,16 @@
-"""The learner: fine-tunes its own copy of the model on the user's finished sentences, in gated rounds of engine steps.
+"""The learner: dynamic evaluation while the user types. Committed text is cut into segments of about 16 tokens;
+each is scored (test), then trained on with one step of its mode's update rule (then train).
 
-A round is kept only if held-out user sentences and the base model's own general text do not get worse; else it rolls back.
+A round (the sentences that arrived together) rolls back whole if its text is garbage or a step diverged; when new
+text is predicted worse than by the base model, the personal delta is halved.
 """
 from __future__ import annotations
 
 import copy
-import json
 import math
-import random
 import statistics
 import threading
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,51 +20,45 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from app.modes import MODES, mode as mode_settings
+from engine.dyneval import ModelReference
 from engine.lm import staged_lm
 from engine.optimizer import OptimizerConfig
 from engine.plan import TrainPlan, compile_plan
-from engine.scheme import UpdateScheme, builtin_scheme
 from models import SCHEMES_DIR
 from models.gpt import GPT
+from models.grad_stats import GradStats
 from models.tokenizer import BOS_ID, Tokenizer
 
-MODES = ("off", "sparse", "full", "bias-only", "last-block", "lora")
 Publish = Callable[[dict[str, torch.Tensor]], None]
 Absorb = Callable[[list[str]], None]
-
-
-def _default_lr() -> dict[str, float]:
-    return {"sparse": 2e-4, "full": 3e-5, "bias-only": 3e-3, "last-block": 3e-4, "lora": 1e-3}
 
 
 @dataclass
 class LearnerConfig:
     mode: str = "sparse"
-    window: int = 48                # tokens of context per training sample (each predicts the next token)
-    scored: int = 12                # newest positions of a window the held-out and general losses cover
-    context_sentences: int = 6      # earlier sentences joined in front of the one a window ends at
-    batch: int = 2                  # samples per step: newest sentences first, then replay of older ones
-    newest: int = 8                 # at most this many not-yet-learned sentences per step (a burst fills it)
-    max_cover_rows: int = 4         # windows per new sentence, when the scheme's loss covers only the newest positions
-    general: int = 0                # samples per step from the base model's own text (off: it pulled learning away
-                                    # from the user's text; the general check below guards general English instead)
-    steps_per_round: int = 1        # each new sentence trains once (dynamic evaluation): more overfits it
-    budget_ms: float = 400.0        # a round stops taking steps once it has run this long
-    holdout_every: int = 5          # one sentence in this many is held out (chosen by a hash of its text)
-    holdout_size: int = 24          # newest held-out sentences that score each round
-    gate_tolerance: float = 0.002   # mean relative rise of held-out loss that rolls a round back
-    judged_sentences: int = 32      # new sentences, each scored before it is learned, that decide a pull-back
+    segment: int = 16               # tokens per training step (a sentence is cut into near-equal segments of at most this)
+    context: int = 112              # tokens of earlier text in front of a segment (segment + context <= block size)
+    context_sentences: int = 8      # earlier sentences the context is taken from
+    budget_ms: float = 400.0        # a round stops taking sentences once it has run this long (the rest wait)
+    garbage_nats: float = 6.5       # a round whose text the model predicts this badly (nats/token) is not learned
+    garbage_tokens: int = 24        # ... if it has at least this many tokens (a short odd sentence is still learned)
+    divergence_nats: float = 1.0    # a step that makes its own segment this much worse has diverged: roll back
+    judged_segments: int = 64       # segments, each scored before it is learned, that decide a pull-back
     base_tolerance: float = 0.0     # their loss may exceed the base model's by this share before the delta halves
     general_tolerance: float = 0.08  # rise of general-text loss over the base model's that rolls a round back
     general_rows: int = 16          # passages of the base model's text the general check scores
-    general_every: int = 4          # rounds between general checks (they run the blocks learning changed)
-    prefix_cache_mb: float = 8.0    # frozen-prefix outputs kept for replayed samples (least recently used go first)
-    lr: dict[str, float] = field(default_factory=_default_lr)
-    seed: int = 0
+    general_every: int = 16         # rounds between general checks (they run the blocks learning changed)
+    general_scored: int = 16        # newest positions of each passage the general check scores
+    lr: dict[str, float] = field(default_factory=dict)     # per mode, overriding the registry's (tuning)
+    decay: dict[str, float] = field(default_factory=dict)  # per mode, overriding the registry's (tuning)
+    keep_scores: bool = False       # keep every segment's (tokens, personal nats, base nats): the benchmarks read them
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown update mode {self.mode!r}; modes: {', '.join(MODES)}")
+        mode_settings(self.mode)  # refuses an unknown mode
+
+    def optimizer(self, mode: str) -> OptimizerConfig:
+        return mode_settings(mode).optimizer(self.lr.get(mode), self.decay.get(mode))
 
 
 @dataclass
@@ -75,11 +68,11 @@ class LearnerStats:
     pullbacks: int = 0              # times new text was predicted worse than by the base model: delta halved
     steps: int = 0
     sentences_learned: int = 0
-    learn_ms: float = 0.0           # wall time of rounds: steps and gate evaluations
+    tokens_learned: int = 0
+    learn_ms: float = 0.0           # wall time of rounds: steps and checks
     step_ms: float = 0.0            # wall time of the engine steps alone
     last_step_ms: float | None = None
-    last_loss: float | None = None
-    last_heldout: float | None = None
+    last_loss: float | None = None  # the last segment's loss, scored before it was learned
     last_general: float | None = None
     training_bytes: int | None = None  # measured by the engine on the last step: activations + grads + optimizer
 
@@ -96,20 +89,24 @@ class RoundResult:
     reason: str = ""
 
 
-def load_scheme(mode: str, schemes_dir: Path = SCHEMES_DIR) -> UpdateScheme:
-    """The scheme a mode trains with: the searched sparse scheme shipped in models/schemes, or a built-in one."""
-    path = Path(schemes_dir) / f"{mode}.json"
-    if path.exists():
-        return UpdateScheme.from_dict(json.loads(path.read_text()))
-    return builtin_scheme(mode)
+@dataclass(frozen=True)
+class SegmentScore:
+    """One segment, scored before any update that saw it: by the personal model and by the base model."""
+
+    tokens: int
+    personal: float  # mean nats/token
+    base: float
 
 
-def is_held_out(sentence: str, every: int) -> bool:
-    return zlib.crc32(sentence.encode("utf-8")) % every == 0
+def segment_bounds(count: int, segment: int) -> list[tuple[int, int]]:
+    """`count` tokens cut into the fewest near-equal segments of at most `segment` tokens."""
+    parts = max(1, math.ceil(count / segment))
+    cuts = [round(i * count / parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
 class Learner:
-    """Trains a private copy of `model`; accepted rounds are handed to `publish` (parameter name -> new value), and the
+    """Trains a private copy of `model`; kept rounds are handed to `publish` (parameter name -> new value), and the
     sentences they took in to `absorb` (with learning off, every sentence is); those of rolled-back rounds to `reject`.
 
     Thread-safe: every public method takes the learner's lock, so a round runs whole before a mode switch, a reset
@@ -118,8 +115,10 @@ class Learner:
 
     def __init__(self, model: GPT, tokenizer: Tokenizer, general_text: list[str], config: LearnerConfig | None = None,
                  publish: Publish | None = None, schemes_dir: Path = SCHEMES_DIR, absorb: Absorb | None = None,
-                 reject: Absorb | None = None):
+                 reject: Absorb | None = None, grad_stats: GradStats | None = None):
         self.config = config or LearnerConfig()
+        if self.config.segment + self.config.context > model.config.block_size:
+            raise ValueError("segment + context tokens must fit the model's block size")
         self.tokenizer = tokenizer
         self.publish = publish or (lambda tensors: None)
         self.absorb = absorb or (lambda sentences: None)
@@ -127,49 +126,38 @@ class Learner:
         self.schemes_dir = Path(schemes_dir)
         self.model = copy.deepcopy(model).eval()
         self.base = {name: p.detach().clone() for name, p in self.model.named_parameters()}
+        self.reference = None if grad_stats is None else ModelReference(
+            self.base, {name: grad_stats.factors(name) for name in grad_stats.names()})
         self.stats = LearnerStats()
+        self.scores: list[SegmentScore] = []
         self.sentences: list[str] = []
         self.max_sentences = 20_000
         self._learned_upto = 0
         self._absorbed_upto = 0  # sentences before this one have been handed to `absorb` or turned down
-        self._rejected: set[str] = set()  # sentences of rolled-back rounds: never replayed
+        self._rejected: set[str] = set()  # sentences of rolled-back rounds
         self._incoming: deque[str] = deque()  # finished sentences not yet taken in by a round
         self._requested_mode: str | None = None
-        self._rng = random.Random(self.config.seed)
         self._lock = threading.RLock()
         self._plan: TrainPlan | None = None
         self._measured: dict[str, int] = {}
         self._moved: set[str] = set()  # parameters that may differ from the base model's
-        self._general = self._general_rows(general_text)
-        self._general_check = self._general[: self.config.general_rows]
-        self._general_hidden: tuple[int, torch.Tensor] | None = None  # their states where the weights start to differ
-        self._heldout_known: tuple[list[list[int]], list[float]] | None = None  # held-out rows, their losses now
+        self._general = self._general_rows(general_text)[: self.config.general_rows]
+        self._general_hidden: tuple[int, tuple | None] | None = None  # (first changed block, their states there)
         self._base_general = self._general_loss()
         self._rounds = 0
-        self._judged: deque[tuple[float, float]] = deque(maxlen=self.config.judged_sentences)
+        self._judged: deque[SegmentScore] = deque(maxlen=self.config.judged_segments)
 
     # --- data ------------------------------------------------------------------------------------------------
     def _general_rows(self, lines: list[str]) -> list[list[int]]:
-        rows = [[BOS_ID, *self.tokenizer.encode(line)][: self.config.window + 1] for line in lines]
-        return [row for row in rows if len(row) > self.config.scored]
+        rows = [[BOS_ID, *self.tokenizer.encode(line)][: self.config.context + self.config.segment + 1]
+                for line in lines]
+        return [row for row in rows if len(row) > self.config.general_scored]
 
-    def _joined(self, first: int, stop: int) -> list[int]:
-        """Tokens of sentences `first` .. `stop` - 1 joined (a start-of-text token in front of the very first)."""
-        return ([BOS_ID] if first == 0 else []) + self.tokenizer.encode(" ".join(self.sentences[first:stop]))
-
-    def _window(self, index: int) -> list[int]:
-        """Tokens ending with sentence `index`, its predecessors in front, at most `window` + 1 of them."""
-        return self._joined(max(0, index - self.config.context_sentences), index + 1)[-(self.config.window + 1):]
-
-    def _covering_windows(self, index: int, scored: int) -> list[list[int]]:
-        """Windows ending `scored` tokens apart through sentence `index`, so that a loss on each window's newest
-        `scored` positions covers every token of the sentence once (at most `max_cover_rows` windows; none so short
-        that it would cut the batch's rows below `scored` + 1 tokens, but the one ending the sentence)."""
-        first = max(0, index - self.config.context_sentences)
-        ids = self._joined(first, index + 1)
-        own = max(1, len(ids) - len(self._joined(first, index)))
-        ends = [end for end in range(len(ids), len(ids) - own, -scored) if end > scored or end == len(ids)]
-        return [ids[:end][-(self.config.window + 1):] for end in ends[: self.config.max_cover_rows]]
+    def _context(self, first: int) -> list[int]:
+        """Tokens of the text before sentence `first` (a start-of-text token in front of the very first)."""
+        start = max(0, first - self.config.context_sentences)
+        ids = ([BOS_ID] if start == 0 else []) + self.tokenizer.encode(" ".join(self.sentences[start:first]))
+        return ids[-self.config.context:]
 
     @staticmethod
     def _stack(rows: list[list[int]]) -> torch.Tensor:
@@ -177,77 +165,35 @@ class Learner:
         length = min(len(row) for row in rows)
         return torch.tensor([row[len(row) - length:] for row in rows], dtype=torch.long)
 
-    def _split(self) -> tuple[list[int], list[int]]:
-        """Indices of the sentences to train on (not held out, not in a rolled-back round) and of held-out ones."""
-        every = self.config.holdout_every
-        held, train = [], []
-        for i, sentence in enumerate(self.sentences):
-            if is_held_out(sentence, every):
-                held.append(i)
-            elif sentence not in self._rejected:
-                train.append(i)
-        return train, held
-
-    def _step_batch(self, train: list[int], fresh: list[int]) -> torch.Tensor:
-        cfg = self.config
-        older = [i for i in train if i < self._learned_upto]
-        replay = self._rng.sample(older, max(0, min(len(older), cfg.batch - len(fresh))))
-        scored = self._plan.scheme.loss_positions(self.config.window)
-        rows = [row for i in fresh for row in self._covering_windows(i, scored)]
-        rows += [self._window(i) for i in replay]
-        rows += self._rng.sample(self._general, min(cfg.general, len(self._general)))
-        return self._stack(rows)
-
     # --- scoring ---------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _row_losses(self, rows: list[list[int]], weights: dict[str, torch.Tensor] | None = None,
-                    hidden: tuple[int, torch.Tensor] | None = None) -> list[float]:
-        """Per row: mean next-token loss over its newest `scored` positions (with `weights`: those, not the model's;
+    def _losses(self, rows: list[list[int]], last: int, weights: dict[str, torch.Tensor] | None = None,
+                hidden: tuple[int, torch.Tensor] | None = None) -> list[float]:
+        """Per row: mean next-token loss over its newest `last` positions (with `weights`: those, not the model's;
         with `hidden` from `_hidden`: from the first block that differs from the base model on)."""
-        if not rows:
-            return []
         batch = self._stack(rows)
-        inputs, kwargs = batch[:, :-1], {"last": self.config.scored, "hidden": hidden}
+        inputs, kwargs = batch[:, :-1], {"last": last, "hidden": hidden}
         logits = (self.model(inputs, **kwargs) if weights is None
                   else functional_call(self.model, weights, (inputs,), kwargs))
-        targets = batch[:, 1:][:, -self.config.scored:]
+        targets = batch[:, 1:][:, -last:]
         losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
         return losses.view(len(rows), -1).mean(1).tolist()
 
     @torch.no_grad()
-    def _hidden(self, rows: list[list[int]]) -> tuple[int, torch.Tensor]:
+    def _hidden(self, rows: list[list[int]]) -> tuple[int, torch.Tensor] | None:
         """The rows' states at the first block the learning has changed: the same for the personal and the base
-        model, so scoring both (or scoring again) runs only the blocks from there on."""
+        model, so scoring both runs only the blocks from there on. None when the embeddings changed."""
         first = self.model.first_block_changed_by(self._moved)
-        return first, self.model.hidden_states(self._stack(rows)[:, :-1], first)
+        return None if first == 0 else (first, self.model.hidden_states(self._stack(rows)[:, :-1], first))
 
     def _general_loss(self) -> float:
         """Mean loss on the general-text check; the rows' states before the changed blocks are kept between checks."""
+        if not self._general:
+            return 0.0
         first = self.model.first_block_changed_by(self._moved)
         if self._general_hidden is None or self._general_hidden[0] != first:
-            self._general_hidden = self._hidden(self._general_check)
-        losses = self._row_losses(self._general_check, hidden=self._general_hidden)
-        return sum(losses) / len(losses) if losses else 0.0
-
-    def _verdict(self, before: list[float], after: list[float]) -> str:
-        """Why the round must roll back, or "" to keep it."""
-        values = after + [p.sum().item() for p in self._plan.trainable.values()]
-        if not all(map(math.isfinite, values)):
-            return "non-finite"
-        if before and statistics.fmean(a / b - 1 for a, b in zip(after, before)) > self.config.gate_tolerance:
-            return "held-out loss rose"
-        if self._rounds % self.config.general_every == 0:
-            general = self._general_loss()
-            self.stats.last_general = general
-            if not math.isfinite(general) or general > self._base_general * (1 + self.config.general_tolerance):
-                return "general text loss rose"
-        return ""
-
-    def _heldout_rows(self, held: list[int]) -> list[list[int]]:
-        return [self._window(i) for i in held[-self.config.holdout_size:]]
-
-    def _heldout_losses(self, plan: TrainPlan, rows: list[list[int]]) -> list[float]:
-        return plan.evaluate_rows(self._stack(rows)) if rows else []
+            self._general_hidden = (first, self._hidden(self._general))
+        return statistics.fmean(self._losses(self._general, self.config.general_scored, hidden=self._general_hidden[1]))
 
     # --- rounds ----------------------------------------------------------------------------------------------
     def add(self, sentence: str) -> None:
@@ -266,12 +212,10 @@ class Learner:
             self._learned_upto = max(0, self._learned_upto - drop)
             self._absorbed_upto = max(0, self._absorbed_upto - drop)
             self._rejected &= set(self.sentences)  # bounded with the sentences it refers to
-        mode, self._requested_mode = self._requested_mode, None
-        if mode is not None and mode != self.config.mode:
+        requested, self._requested_mode = self._requested_mode, None
+        if requested is not None and requested != self.config.mode:
             self._close_plan()
-            self._settle(accept=True)  # no round will judge what the old mode had not learned yet
-            self.config.mode = mode
-            self._learned_upto = len(self.sentences)
+            self.config.mode = requested
 
     def pending(self) -> int:
         """Finished sentences not learned from yet (with learning off, not yet taken in); a hint, read without the lock."""
@@ -280,78 +224,114 @@ class Learner:
         return len(self._incoming) + len(self.sentences) - self._learned_upto
 
     def run_round(self) -> RoundResult | None:
-        """Learn from the newest sentences (with replay) for up to `steps_per_round` steps, then gate the result.
-
-        None when there is nothing new to learn from (or learning is off).
-        """
+        """Test, then train, segment by segment, on the sentences not learned yet (as many as the time budget
+        allows; the rest wait for the next round); then keep or roll back the round. None when there is nothing new
+        (or learning is off)."""
         with self._lock:
             self._sync()
-            train, held = self._split()
-            pending = [i for i in train if i >= self._learned_upto]
-            fresh = pending[-self.config.newest:]
-            if self.config.mode == "off" or not fresh:
+            first = self._learned_upto
+            if self.config.mode == "off" or first >= len(self.sentences):
                 self._learned_upto = len(self.sentences)
-                self._settle(accept=True)  # learning off, or held-out sentences only: no round judges them
+                self._settle(accept=True)
                 return None
             start = time.perf_counter()
-            self._judge_new_text(fresh)
             plan = self._ensure_plan()
-            held = [i for i in held if i < pending[0]]  # judged on text from before the round's own
-            rows = self._heldout_rows(held)
-            known = self._heldout_known  # the last round's verdict scored these weights, often on the same rows
-            before = known[1] if known is not None and known[0] == rows else self._heldout_losses(plan, rows)
             snapshot = plan.delta()
-            steps = 0
-            while steps < self.config.steps_per_round:
-                batch = self._step_batch(train, fresh)
-                report = plan.step(batch)
-                steps += 1
-                self.stats.step_ms += report.step_ms
-                self.stats.last_step_ms = report.step_ms
-                self.stats.last_loss = report.loss
-                if (time.perf_counter() - start) * 1000 > self.config.budget_ms:
-                    break
-            after = self._heldout_losses(plan, rows)
+            ids = self._context(first)
+            scores, last_row = [], None
+            stop = first
+            while stop < len(self.sentences) and (stop == first or self._ms(start) < self.config.budget_ms):
+                for row, n in self._segments(ids, self.sentences[stop]):
+                    scores.append(self._learn_segment(plan, row, n))
+                    last_row = (row, n, scores[-1].personal)
+                    ids = row[-self.config.context:]
+                stop += 1
+            reason = self._verdict(scores, plan, last_row)
             self._rounds += 1
-            reason = self._verdict(before, after)
-            self._learned_upto = len(self.sentences)
-            self.stats.steps += steps
+            self._learned_upto = stop
             self.stats.training_bytes = plan.memory().training_bytes
-            self._heldout_known = (rows, before if reason else after)
             if reason:
                 plan.load_delta(snapshot)
                 self.stats.rounds_rolled_back += 1
-                self._rejected.update(self.sentences[i] for i in pending)
+                self._rejected.update(self.sentences[first:stop])
                 self._settle(accept=False)
             else:
                 self.stats.rounds_accepted += 1
-                self.stats.sentences_learned += len(fresh)
-                self.stats.last_heldout = sum(after) / len(after) if after else None
+                self.stats.sentences_learned += stop - first
+                self.stats.tokens_learned += sum(s.tokens for s in scores)
+                self._judged.extend(scores)
+                if self.config.keep_scores:
+                    self.scores.extend(scores)
                 self.publish(self._touched())
                 self._settle(accept=True)
-            ms = (time.perf_counter() - start) * 1000
+                self._pull_back_if_worse()
+            ms = self._ms(start)
             self.stats.learn_ms += ms
-            return RoundResult(not reason, steps, ms, reason)
+            return RoundResult(not reason, len(scores), ms, reason)
+
+    @staticmethod
+    def _ms(start: float) -> float:
+        return (time.perf_counter() - start) * 1000
+
+    def _segments(self, context: list[int], sentence: str) -> list[tuple[list[int], int]]:
+        """The sentence's training rows: each ends with one segment, the text before it as context, and says how
+        many newest tokens are the segment's."""
+        new = self.tokenizer.encode(sentence)
+        ids = context + new
+        offset = len(context)
+        rows = []
+        for a, b in segment_bounds(len(new), self.config.segment):
+            rows.append((ids[max(0, offset + b - self.config.context - (b - a) - 1):offset + b], b - a))
+        return rows
+
+    def _learn_segment(self, plan: TrainPlan, row: list[int], n: int) -> SegmentScore:
+        """One step on the segment; its loss, computed before the update, is the prequential score."""
+        base = self._base_loss(row, n)
+        report = plan.step(self._stack([row]), positions=n)
+        self.stats.steps += 1
+        self.stats.step_ms += report.step_ms
+        self.stats.last_step_ms = report.step_ms
+        self.stats.last_loss = report.loss
+        return SegmentScore(n, report.loss, base)
+
+    def _base_loss(self, row: list[int], n: int) -> float:
+        rows = [row]
+        return self._losses(rows, n, self.base, self._hidden(rows))[0]
+
+    def _verdict(self, scores: list[SegmentScore], plan: TrainPlan, last_row) -> str:
+        """Why the round must roll back, or "" to keep it."""
+        tokens = sum(s.tokens for s in scores)
+        nats = sum(s.tokens * s.personal for s in scores) / max(tokens, 1)
+        if not all(math.isfinite(p.sum().item()) for p in plan.trainable.values()):
+            return "non-finite"
+        if tokens >= self.config.garbage_tokens and nats > self.config.garbage_nats:
+            return "garbage"
+        row, n, before = last_row
+        after = plan.evaluate_rows(self._stack([row]), positions=n)[0]
+        if not math.isfinite(after) or after > before + self.config.divergence_nats:
+            return "diverged"
+        if self._rounds % self.config.general_every == 0:
+            general = self._general_loss()
+            self.stats.last_general = general
+            if not math.isfinite(general) or general > self._base_general * (1 + self.config.general_tolerance):
+                return "general text loss rose"
+        return ""
 
     def _settle(self, accept: bool) -> None:
-        """Every sentence taken in so far is decided: handed to `absorb` if `accept`, else to `reject`."""
-        if self._absorbed_upto < len(self.sentences):
-            (self.absorb if accept else self.reject)(self.sentences[self._absorbed_upto:])
-        self._absorbed_upto = len(self.sentences)
+        """Every sentence taken in up to `_learned_upto` is decided: handed to `absorb` if `accept`, else `reject`."""
+        upto = max(self._learned_upto, self._absorbed_upto)
+        if self._absorbed_upto < upto:
+            (self.absorb if accept else self.reject)(self.sentences[self._absorbed_upto:upto])
+        self._absorbed_upto = upto
 
-    def _judge_new_text(self, fresh: list[int]) -> None:
-        """Test, then train: how the personal and the base model predict sentences no round has trained on yet.
-
-        When over the last `judged_sentences` new sentences the personal model did worse than the base model, it
-        has learned what does not carry over to new text (held-out sentences of the same posts can miss this):
-        its delta is halved, and the count starts again.
-        """
-        rows = [self._window(i) for i in fresh]
-        hidden = self._hidden(rows)
-        self._judged.extend(zip(self._row_losses(rows, hidden=hidden), self._row_losses(rows, self.base, hidden)))
+    def _pull_back_if_worse(self) -> None:
+        """When over the last `judged_segments` segments the personal model predicted new text worse than the base
+        model (each scored before it was learned), it has learned what does not carry over: its delta is halved."""
         if len(self._judged) < self._judged.maxlen:
             return
-        personal, base = (statistics.fmean(column) for column in zip(*self._judged))
+        tokens = sum(s.tokens for s in self._judged)
+        personal = sum(s.tokens * s.personal for s in self._judged) / tokens
+        base = sum(s.tokens * s.base for s in self._judged) / tokens
         if personal <= base * (1 + self.config.base_tolerance):
             return
         self._judged.clear()
@@ -366,13 +346,17 @@ class Learner:
 
     def _ensure_plan(self) -> TrainPlan:
         if self._plan is None:
-            scheme = load_scheme(self.config.mode, self.schemes_dir)
-            # no momentum: a round's change comes from its own batches only, so the gate judges what it learned
-            optimizer = OptimizerConfig(lr=self.config.lr[self.config.mode], beta1=0.0)
-            self._plan = compile_plan(staged_lm(self.model), scheme, optimizer,
-                                      cache_bytes=int(self.config.prefix_cache_mb * 2**20))
+            self._plan = self._compile(self.model, self.config.mode)
             self._moved |= self._plan_names()
         return self._plan
+
+    def _compile(self, model: GPT, mode: str, optimizer: OptimizerConfig | None = None) -> TrainPlan:
+        optimizer = optimizer or self.config.optimizer(mode)
+        if optimizer.kind == "dyneval" and self.reference is None:
+            raise ValueError(f"mode {mode!r} learns by dynamic evaluation, which needs the base model's gradient "
+                             "statistics (run `pocketkb grad-stats`)")
+        return compile_plan(staged_lm(model), mode_settings(mode).scheme(self.schemes_dir), optimizer,
+                            reference=self.reference)
 
     def _plan_names(self) -> set[str]:
         """The model parameters the current plan trains (an adapter: the weight it is merged into)."""
@@ -387,7 +371,7 @@ class Learner:
 
     def _close_plan(self) -> None:
         """Also forgets what was scored under the plan (a plan may hold frozen weights as int8)."""
-        self._heldout_known = self._general_hidden = None
+        self._general_hidden = None
         if self._plan is not None:
             self._plan.close()
             self._plan = None
@@ -400,8 +384,7 @@ class Learner:
     def set_mode(self, mode: str) -> None:
         """What trains from now on; what was learned stays in the weights. Never waits for a running round:
         the switch then takes effect when it ends."""
-        if mode not in MODES:
-            raise ValueError(f"unknown update mode {mode!r}; modes: {', '.join(MODES)}")
+        mode_settings(mode)
         self._requested_mode = mode
         if self._lock.acquire(blocking=False):
             try:
@@ -419,7 +402,7 @@ class Learner:
     def load_deltas(self, deltas: dict[str, torch.Tensor], sentences: list[str], rejected: set[str] = frozenset()
                     ) -> None:
         """Weights = base + `deltas` (missing names: base); `sentences` are the history already learned from, but
-        those in `rejected` (turned down by earlier rounds), which are never replayed."""
+        those in `rejected` (turned down by earlier rounds)."""
         with self._lock:
             self._sync()
             self._close_plan()
@@ -443,17 +426,8 @@ class Learner:
             self._absorbed_upto = len(self.sentences)  # the caller counts what is left afresh
             self._rejected &= set(self.sentences)
 
-    def heldout_loss(self, among_first: int | None = None) -> float | None:
-        """Mean loss on the newest held-out sentences (of the first `among_first` sentences) as the weights stand."""
-        with self._lock:
-            self._sync()
-            _, held = self._split()
-            held = [i for i in held if among_first is None or i < among_first]
-            losses = self._row_losses([self._window(i) for i in held[-self.config.holdout_size:]])
-            return sum(losses) / len(losses) if losses else None
-
     def measure_training_bytes(self, mode: str) -> int:
-        """Training memory of `mode`'s plan, measured on one step of a learner-sized batch on a copy of the base.
+        """Training memory of `mode`'s plan, measured on one step of a segment-sized row on a copy of the base.
 
         Memoised per mode; 0 for "off". What the gauges show beside the running plan's own measurement.
         """
@@ -464,10 +438,12 @@ class Learner:
             with torch.no_grad():
                 for name, p in model.named_parameters():
                     p.copy_(self.base[name])
-            rows = self._general[: self.config.batch + self.config.general]
-            optimizer = OptimizerConfig(lr=0.0, beta1=0.0)
-            with compile_plan(staged_lm(model), load_scheme(mode, self.schemes_dir), optimizer) as plan:
-                plan.step(self._stack(rows))
+            row = self._stack(self._general[:1])
+            with self._compile(model, mode, self.config.optimizer(mode)) as plan:
+                plan.step(row, positions=self.config.segment)
+                with torch.no_grad():
+                    for name, p in model.named_parameters():
+                        p.copy_(self.base[name])
                 self._measured[mode] = plan.memory().training_bytes
         return self._measured[mode]
 

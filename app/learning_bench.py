@@ -1,34 +1,41 @@
-"""`pocketkb bench learning`: does learning a user's earlier sentences make their later text likelier?
+"""`pocketkb bench learning`: prequential (test-then-train) nats/token of each update mode on users' streams.
 
-Per user and mode, the first 75% of their sentences (date order) go through the learner one by one, as typed; the
-base and the personal model then score the last 25% (nats per token, same windows). A fast proxy for `simulate`.
+Each user's sentences go through the learner in date order, as typed; every segment is scored by the personal and
+the base model before any update that saw it. Reported whole-stream and on the last quarter, paired over users.
 """
 from __future__ import annotations
 
-import copy
+import multiprocessing as mp
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from app.learner import Learner, LearnerConfig
+from app.learner import Learner, LearnerConfig, SegmentScore
 from app.loading import EvalText
+from app.paired import paired_gain
 from app.sentences import finished_sentences
+from models import GENERAL_REPLAY_PATH, TOKENIZER_PATH
+from models.checkpoint import load_model, weights_sha256
+from models.general_replay import load as load_general
 from models.gpt import GPT
-from models.tokenizer import BOS_ID, Tokenizer
+from models.grad_stats import GRAD_STATS_FILE, GradStats, load_grad_stats
+from models.tokenizer import Tokenizer
 
-LEARNED_SHARE = 0.75
-WINDOW = 64  # tokens scored per forward pass, each with up to this many tokens of context before them
+TAIL = 0.25  # the last quarter of each stream's tokens: where learning should show
 
 
 @dataclass
 class LearningResult:
     user: str
     mode: str
-    base_loss: float
-    personal_loss: float
-    rounds_accepted: int
+    tokens: int
+    base: float            # nats/token of the base model, whole stream
+    personal: float        # of the personal model, each segment scored before it was learned
+    base_tail: float       # the same on the last quarter
+    personal_tail: float
     rounds_rolled_back: int
     pullbacks: int
     steps: int
@@ -36,62 +43,93 @@ class LearningResult:
 
     @property
     def gain(self) -> float:
-        """Nats per token the personal model saves on the later text (negative: it got worse)."""
-        return self.base_loss - self.personal_loss
+        return self.base - self.personal
+
+    @property
+    def gain_tail(self) -> float:
+        return self.base_tail - self.personal_tail
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "gain": self.gain}
+        return {**asdict(self), "gain": self.gain, "gain_tail": self.gain_tail}
 
 
-@torch.no_grad()
-def text_loss(model: GPT, ids: list[int]) -> float:
-    """Mean next-token loss over `ids`, WINDOW targets at a time, each pass with WINDOW tokens of context."""
-    nats, count = 0.0, 0
-    for start in range(0, len(ids) - 1, WINDOW):
-        first = max(0, start - WINDOW)
-        x = torch.tensor([ids[first:start + WINDOW + 1]])
-        scored = x.shape[1] - 1 - (start - first)
-        logits = model(x[:, :-1])[0, -scored:]
-        nats += F.cross_entropy(logits.float(), x[0, 1:][-scored:], reduction="sum").item()
-        count += scored
-    return nats / max(count, 1)
+def _mean(scores: list[SegmentScore], which: str) -> float:
+    tokens = sum(s.tokens for s in scores)
+    return sum(s.tokens * getattr(s, which) for s in scores) / max(tokens, 1)
 
 
-def learn_and_score(model: GPT, tokenizer: Tokenizer, general: list[str], item: EvalText, mode: str,
-                    overrides: dict | None = None) -> LearningResult:
-    """Learn the user's earlier sentences one round each (inline), then score the later ones with both models."""
+def tail_of(scores: list[SegmentScore], share: float = TAIL) -> list[SegmentScore]:
+    """The segments holding the last `share` of the stream's tokens."""
+    total, kept, seen = sum(s.tokens for s in scores), [], 0
+    for score in reversed(scores):
+        if seen >= total * share:
+            break
+        kept.append(score)
+        seen += score.tokens
+    return kept[::-1]
+
+
+def learn_stream(model: GPT, tokenizer: Tokenizer, general: list[str], grad_stats: GradStats, item: EvalText,
+                 mode: str, overrides: dict | None = None) -> LearningResult:
+    """Type the user's sentences through a learner in `mode`, one round per sentence, and score the stream."""
     sentences, _ = finished_sentences(item.text + "\n", 0)
-    cut = int(len(sentences) * LEARNED_SHARE)
-    served = copy.deepcopy(model)  # what the predictor would hold: updated only through `publish`
-    params = dict(served.named_parameters())
-
-    def publish(tensors: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for name, value in tensors.items():
-                params[name].copy_(value)
-
-    learner = Learner(model, tokenizer, general, LearnerConfig(mode=mode, **(overrides or {})), publish=publish)
+    config = LearnerConfig(mode=mode, keep_scores=True, budget_ms=float("inf"), **(overrides or {}))
+    learner = Learner(model, tokenizer, general, config, grad_stats=grad_stats)
     start = time.perf_counter()
-    for sentence in sentences[:cut]:
+    for sentence in sentences:
         learner.add(sentence)
         learner.run_round()
     seconds = time.perf_counter() - start
     learner.close()
-    later = [BOS_ID] + tokenizer.encode(" ".join(sentences[cut:]))
+    scores, tail = learner.scores, tail_of(learner.scores)
     stats = learner.stats
-    return LearningResult(item.name, mode, text_loss(model, later), text_loss(served, later), stats.rounds_accepted,
+    return LearningResult(item.name, mode, sum(s.tokens for s in scores), _mean(scores, "base"),
+                          _mean(scores, "personal"), _mean(tail, "base"), _mean(tail, "personal"),
                           stats.rounds_rolled_back, stats.pullbacks, stats.steps, seconds)
 
 
-def format_results(results: list[LearningResult]) -> list[str]:
-    lines = [f"{'user':>10} {'mode':<11} {'base':>7} {'personal':>8} {'gain':>8} {'kept':>5} {'rolled':>6} "
-             f"{'pulled':>6} {'learn s':>8}"]
-    for r in results:
-        lines.append(f"{r.user:>10} {r.mode:<11} {r.base_loss:>7.4f} {r.personal_loss:>8.4f} {r.gain:>+8.4f} "
-                     f"{r.rounds_accepted:>5} {r.rounds_rolled_back:>6} {r.pullbacks:>6} {r.learn_seconds:>8.1f}")
+def format_row(r: LearningResult) -> str:
+    return (f"{r.user:>10} {r.mode:<11} {r.tokens:>6} {r.base:>7.4f} {r.personal:>8.4f} {r.gain:>+8.4f} "
+            f"{r.base_tail:>7.4f} {r.personal_tail:>8.4f} {r.gain_tail:>+8.4f} {r.rounds_rolled_back:>6} "
+            f"{r.pullbacks:>6} {r.learn_seconds:>8.1f}")
+
+
+HEADER = (f"{'user':>10} {'mode':<11} {'tokens':>6} {'base':>7} {'personal':>8} {'gain':>8} {'base-q4':>7} "
+          f"{'pers-q4':>8} {'gain-q4':>8} {'rolled':>6} {'pulled':>6} {'learn s':>8}")
+
+
+def summary(results: list[LearningResult]) -> list[str]:
+    """Per mode: the paired gain over the base model, whole stream and last quarter; then sparse's share of full's."""
+    lines, tails = [], {}
     for mode in dict.fromkeys(r.mode for r in results):
         mine = [r for r in results if r.mode == mode]
-        better = sum(r.gain > 0 for r in mine)
-        lines.append(f"{mode}: mean gain {sum(r.gain for r in mine) / len(mine):+.4f} nats/token on the later text, "
-                     f"better for {better} of {len(mine)} users")
+        whole, tail = paired_gain([r.gain for r in mine]), paired_gain([r.gain_tail for r in mine])
+        tails[mode] = tail.mean
+        seconds = sum(r.learn_seconds for r in mine) / sum(r.tokens for r in mine) * 1000
+        lines.append(f"{mode}: whole stream {whole.line('nats/token')}")
+        lines.append(f"{mode}: last quarter {tail.line('nats/token')}; learning {seconds:.2f} ms per token")
+    if "sparse" in tails and tails.get("full", 0) > 0:
+        lines.append(f"sparse reaches {tails['sparse'] / tails['full']:.0%} of full's last-quarter gain")
     return lines
+
+
+def _learn_job(job: tuple[str, EvalText, str, dict]) -> LearningResult:
+    model_dir, item, mode, overrides = job
+    torch.set_num_threads(1)
+    model = load_model(model_dir)
+    stats = load_grad_stats(Path(model_dir) / GRAD_STATS_FILE, weights_sha256(model_dir))
+    return learn_stream(model, Tokenizer(TOKENIZER_PATH), load_general(GENERAL_REPLAY_PATH), stats, item, mode,
+                        overrides)
+
+
+def run_learning(model_dir: str, texts: list[EvalText], modes: list[str], overrides: dict, processes: int,
+                 progress: Callable[[LearningResult], None]) -> list[LearningResult]:
+    """Every (mode, user) stream, `processes` at a time; results in that order."""
+    load_grad_stats(Path(model_dir) / GRAD_STATS_FILE, weights_sha256(model_dir))  # refuse a mismatch up front
+    jobs = [(str(model_dir), item, mode, overrides) for mode in modes for item in texts]
+    with mp.get_context("spawn").Pool(processes) as pool:
+        results = []
+        for result in pool.imap(_learn_job, jobs):
+            progress(result)
+            results.append(result)
+    return results

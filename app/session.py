@@ -12,7 +12,8 @@ from typing import Callable
 
 import torch
 
-from app.learner import MODES, Learner, LearnerConfig, LearnerStats, RoundResult
+from app.learner import Learner, LearnerConfig, LearnerStats, RoundResult
+from app.modes import MODES
 from app.personal_file import PersonalModel
 from app.predictor import Predictor
 from app.sentences import finished_sentences
@@ -23,6 +24,7 @@ from engine.optimizer import preload as preload_optimizer
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general
+from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
 
 
 @dataclass
@@ -97,7 +99,8 @@ class Session:
         self.base_sha256 = weights_sha256(base_dir)
         self.tokenizer_sha256 = predictor.tokenizer.sha256
         self.learner = Learner(predictor.model, predictor.tokenizer, load_general(general_path), learner_config,
-                               publish=self._publish, absorb=self._absorb, reject=self.store.history.mark_rejected)
+                               publish=self._publish, absorb=self._absorb, reject=self.store.history.mark_rejected,
+                               grad_stats=load_grad_stats(Path(base_dir) / GRAD_STATS_FILE, self.base_sha256))
         self.learner.max_sentences = store.history.max_sentences
         self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
         self._done_upto = 0

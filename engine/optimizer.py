@@ -1,4 +1,5 @@
-"""The optimizer a plan uses, as data: AdamW or SGD with momentum, holding state for trained tensors only.
+"""The optimizer a plan uses, as data: AdamW, SGD with momentum, or dynamic evaluation's RMS-normalised SGD with a
+decay toward the base weights; each holds state for trained tensors only.
 
 The same configuration builds the optimizer of the plain PyTorch references the benchmark compares against.
 """
@@ -9,6 +10,8 @@ from typing import Iterable
 
 import torch
 
+from engine.dyneval import DynamicEvalSGD, TensorReference
+
 
 def preload() -> None:
     """Build a throwaway optimizer: the first one imports torch's compiler stack (about a second), which would
@@ -16,27 +19,43 @@ def preload() -> None:
     torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
 
+KINDS = ("adamw", "sgd", "dyneval")
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
-    kind: str = "adamw"          # "adamw" or "sgd"
+    kind: str = "adamw"          # "adamw", "sgd" or "dyneval"
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9        # SGD only
     beta1: float = 0.9           # AdamW's first-moment decay; 0 makes each step follow its own gradient alone
+    decay: float = 0.0           # dyneval only: λ, the pull toward the base weights per step
+    eps_share: float = 0.1       # dyneval only: ε as a share of the mean RMS gradient
 
     def __post_init__(self) -> None:
-        if self.kind not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer kind must be 'adamw' or 'sgd', not {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"optimizer kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"decay must be in [0, 1], not {self.decay}")
 
-    def build(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+    def build(self, params: Iterable[torch.Tensor], references: list[TensorReference] | None = None
+              ) -> torch.optim.Optimizer:
+        """`references` (dyneval only): each tensor's base value and gradient statistics, in the order of `params`."""
         params = list(params)
+        if self.kind == "dyneval":
+            if references is None:
+                raise ValueError("dynamic evaluation needs the base weights and their gradient statistics")
+            return DynamicEvalSGD(params, references, self.lr, self.decay, self.eps_share)
         if self.kind == "adamw":
             return torch.optim.AdamW(params, lr=self.lr, betas=(self.beta1, 0.999), weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     @property
     def state_per_parameter(self) -> int:
-        """How many tensors of a parameter's size the optimizer keeps for it (AdamW: two moments)."""
+        """How many tensors of a parameter's size the optimizer keeps for it (AdamW: two moments; dyneval: none,
+        its factored statistics are counted apart)."""
+        if self.kind == "dyneval":
+            return 0
         if self.kind == "adamw":
             return 2
         return 1 if self.momentum else 0

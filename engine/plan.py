@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from engine.adapters import Lora, LinearAdapter, PartialChannels
+from engine.dyneval import ModelReference, TensorReference
 from engine.memory import MemoryReport, PeakRssGrowth, SavedTensorCounter, tensor_bytes
 from engine.optimizer import OptimizerConfig
 from engine.prefix_cache import PrefixCache, sample_key
@@ -43,15 +44,17 @@ class TrainPlan:
     """
 
     def __init__(self, staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, reference: ModelReference | None = None):
         self.staged, self.scheme = staged, scheme
         self.optimizer_config = optimizer or OptimizerConfig()
+        self.reference = reference
         module = staged.module
         self._requires_grad = {id(p): p.requires_grad for p in module.parameters()}
         module.requires_grad_(False)
         self.trainable: dict[str, nn.Parameter] = {}
         self.adapters: dict[str, LinearAdapter] = {}
         self.int8: dict[str, Int8Weight] = {}
+        self._selected: set[int] = set()  # the modules the scheme selects (a tied weight trains through these only)
         try:
             self._attach(resolve(scheme, staged))
             if not self.trainable:
@@ -66,7 +69,7 @@ class TrainPlan:
         prefix_modules = [m for stage in staged.stages[:self.cut] for m in stage.modules]
         watched = [t for m in prefix_modules for t in (*m.parameters(), *m.buffers())]
         self.cache = PrefixCache(watched, cache_bytes)
-        self.optimizer = self.optimizer_config.build(self.trainable.values())
+        self.optimizer = self._build_optimizer()
         self._persistent = [*module.parameters(), *module.buffers(), *self.trainable.values(),
                             *(t for a in self.adapters.values() for t in a.extra_tensors().values()),
                             *(t for q in self.int8.values() for t in q.tensors())]
@@ -79,6 +82,7 @@ class TrainPlan:
         shared = shared_parameters(self.staged.module)
         for path, update in updates.items():
             m = modules[path]
+            self._selected.add(id(m))
             names = []
             if update.bias:
                 names += ["bias"] + (["weight"] if isinstance(m, NORMS) else [])
@@ -107,22 +111,41 @@ class TrainPlan:
         return next(name for name, q in self.staged.module.named_parameters() if q is p)
 
     def _find_cut(self) -> int:
-        touched = {id(p) for p in self.trainable.values()} | {id(a.linear.weight) for a in self.adapters.values()}
-        return next(i for i, stage in enumerate(self.staged.stages) if stage.parameters() & touched)
+        """The first stage holding a selected module: backprop stops there. A weight tied to a module of an earlier
+        stage (an embedding shared with the output projection) trains from the selected module's use of it alone."""
+        return next(i for i, stage in enumerate(self.staged.stages)
+                    if any(id(sub) in self._selected for m in stage.modules for sub in m.modules()))
 
     def _find_slice(self) -> int:
         """The stage boundary after which every stage is position-wise: the loss's positions can be cut there."""
-        if self.scheme.loss_last_fraction == 1.0:
-            return len(self.staged.stages)
         if self.staged.positions_dim is None:
-            raise ValueError("loss_last_fraction < 1 needs a model with positions (positions_dim)")
+            if self.scheme.loss_last_fraction < 1.0:
+                raise ValueError("loss_last_fraction < 1 needs a model with positions (positions_dim)")
+            return len(self.staged.stages)
         at = len(self.staged.stages)
         while at > self.cut and not self.staged.stages[at - 1].mixes_positions:
             at -= 1
         return at
 
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer_config.kind != "dyneval":
+            return self.optimizer_config.build(self.trainable.values())
+        if self.reference is None:
+            raise ValueError("a dynamic-evaluation plan needs the base weights and their gradient statistics")
+        return self.optimizer_config.build(self.trainable.values(), [self._reference(n) for n in self.trainable])
+
+    def _reference(self, name: str) -> TensorReference:
+        """The base value and gradient statistics of trained tensor `name` (a parameter, or a split weight's columns)."""
+        path, _, suffix = name.rpartition(".weight.")
+        if suffix == "columns" and path in self.adapters:
+            return self.reference.tensor(f"{path}.weight", self.adapters[path].channels)
+        return self.reference.tensor(name)  # a LoRA tensor has none: refused there
+
     # --- running ---------------------------------------------------------------------------------------------
-    def _loss_positions(self, targets: torch.Tensor) -> int | None:
+    def _loss_positions(self, targets: torch.Tensor, positions: int | None = None) -> int | None:
+        """How many newest positions the loss covers: `positions` if given, else the scheme's share (None: all)."""
+        if positions is not None:
+            return min(positions, targets.shape[self.staged.positions_dim])
         if self.scheme.loss_last_fraction == 1.0:
             return None
         return self.scheme.loss_positions(targets.shape[self.staged.positions_dim])
@@ -161,26 +184,29 @@ class TrainPlan:
         return torch.stack(rows), len(rows) - len(missing)
 
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, sample_ids: list | None,
-              use_cache: bool = True) -> tuple[torch.Tensor, int]:
-        positions = self._loss_positions(targets)
+              use_cache: bool = True, positions: int | None = None) -> tuple[torch.Tensor, int]:
+        positions = self._loss_positions(targets, positions)
         x, hits = self._prefix(inputs, positions, sample_ids, use_cache)
         x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
         return self.staged.loss(x, self._newest(targets, positions)), hits
 
-    def _forward_backward(self, batch: Batch, sample_ids: list | None) -> tuple[float, int, int, int]:
+    def _forward_backward(self, batch: Batch, sample_ids: list | None, positions: int | None = None
+                          ) -> tuple[float, int, int, int]:
         inputs, targets = self.staged.split_batch(batch)
         with SavedTensorCounter(self._persistent) as saved:
-            loss, hits = self._loss(inputs, targets, sample_ids)
+            loss, hits = self._loss(inputs, targets, sample_ids, positions=positions)
         loss.backward()
         return loss.item(), saved.bytes, hits, len(inputs) - hits
 
-    def step(self, batch: Batch, sample_ids: list | None = None, measure_peak: bool = False) -> StepReport:
-        """One training step. `sample_ids` (one hashable per sample) key the prefix cache; by default the
-        samples' contents do. `measure_peak` also measures peak RSS growth (slower: it trims the heap first)."""
+    def step(self, batch: Batch, sample_ids: list | None = None, measure_peak: bool = False,
+             positions: int | None = None) -> StepReport:
+        """One training step; its loss is computed before the update. `sample_ids` (one hashable per sample) key the
+        prefix cache; by default the samples' contents do. `measure_peak` also measures peak RSS growth (slower: it
+        trims the heap first). `positions`: the loss covers this many newest positions (default: the scheme's)."""
         peak = PeakRssGrowth() if measure_peak else nullcontext()
         with peak:
             start = time.perf_counter()
-            loss, saved, hits, misses = self._forward_backward(batch, sample_ids)
+            loss, saved, hits, misses = self._forward_backward(batch, sample_ids, positions)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             for adapter in self.adapters.values():
@@ -202,10 +228,11 @@ class TrainPlan:
         return self._loss(*self.staged.split_batch(batch), None, use_cache=False)[0].item()
 
     @torch.no_grad()
-    def evaluate_rows(self, batch: Batch, sample_ids: list | None = None) -> list[float]:
-        """Per sample, the scheme's loss with the current weights; the frozen prefix comes from the cache."""
+    def evaluate_rows(self, batch: Batch, sample_ids: list | None = None, positions: int | None = None) -> list[float]:
+        """Per sample, the scheme's loss (or that on the newest `positions`) with the current weights; the frozen
+        prefix comes from the cache."""
         inputs, targets = self.staged.split_batch(batch)
-        positions = self._loss_positions(targets)
+        positions = self._loss_positions(targets, positions)
         x, _ = self._prefix(inputs, positions, sample_ids, use_cache=True)
         x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
         targets = self._newest(targets, positions)
@@ -236,7 +263,8 @@ class TrainPlan:
             trainable_parameters=sum(p.numel() for p in trainable),
             trainable_bytes=trainable_bytes,
             gradient_bytes=trainable_bytes,
-            optimizer_bytes=trainable_bytes * self.optimizer_config.state_per_parameter,
+            optimizer_bytes=(trainable_bytes * self.optimizer_config.state_per_parameter
+                             + getattr(self.optimizer, "state_bytes", lambda: 0)()),
             cache_bytes=self.cache.bytes,
             planned_saved_bytes=None if batch is None else self.planned_saved_bytes(batch),
             measured_saved_bytes=None if self._last is None else self._last.saved_bytes,
@@ -268,7 +296,7 @@ class TrainPlan:
                 raise ValueError(f"{name} differs: the delta was trained on other channels")
         for adapter in self.adapters.values():
             adapter.write_back()
-        self.optimizer = self.optimizer_config.build(self.trainable.values())
+        self.optimizer = self._build_optimizer()
 
     def _release(self) -> None:
         for adapter in self.adapters.values():
@@ -292,6 +320,7 @@ class TrainPlan:
 
 
 def compile_plan(staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig | None = None,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES) -> TrainPlan:
-    """Compile `scheme` against `staged`: the returned plan holds the module's gradient flags until `close()`."""
-    return TrainPlan(staged, scheme, optimizer, cache_bytes)
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, reference: ModelReference | None = None) -> TrainPlan:
+    """Compile `scheme` against `staged`: the returned plan holds the module's gradient flags until `close()`.
+    A dynamic-evaluation optimizer needs `reference`: the base weights and their gradient statistics."""
+    return TrainPlan(staged, scheme, optimizer, cache_bytes, reference)

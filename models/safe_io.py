@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -55,10 +56,16 @@ def tensors_to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     return st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
-    atomic_write_bytes(path, tensors_to_bytes(tensors))
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    atomic_write_bytes(path, tensors_to_bytes(tensors, metadata))
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file: a plain header and raw buffers, never unpickled."""
     return st_load(Path(path).read_bytes())
+
+
+def load_tensors_with_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and the header's string metadata of a safetensors file, never unpickled."""
+    with safe_open(Path(path), framework="pt") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata() or {}

@@ -14,7 +14,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QMainWindow, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from app.learner import MODES
+from app.modes import MODES
 from app.personal_file import PersonalFileError
 from app.session import Session
 from app.typing_stats import TypingStats
