@@ -515,9 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from models.grad_stats import GradStatsError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except GradStatsError as err:  # a base model without (or with stale) gradient statistics cannot learn
+        return _fail(str(err))
 
 
 if __name__ == "__main__":

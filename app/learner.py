@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import statistics
 import threading
 import time
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from app.ksr import WORD_CHAR
 from app.modes import MODES, mode as mode_settings
 from engine.dyneval import ModelReference
 from engine.lm import staged_lm
@@ -30,6 +32,8 @@ from models.gpt import GPT
 from models.grad_stats import GradStats
 from models.tokenizer import BOS_ID, Tokenizer
 
+_WORD = re.compile(WORD_CHAR + "+")
+PREFIX_CACHE_BYTES = 1 << 20  # a segment's frozen-prefix output, reused by the check after its step
 Publish = Callable[[dict[str, torch.Tensor]], None]
 Absorb = Callable[[list[str]], None]
 
@@ -41,8 +45,8 @@ class LearnerConfig:
     context: int = 112              # tokens of earlier text in front of a segment (segment + context <= block size)
     context_sentences: int = 8      # earlier sentences the context is taken from
     budget_ms: float = 400.0        # a round stops taking sentences once it has run this long (the rest wait)
-    garbage_nats: float = 6.5       # a round whose text the model predicts this badly (nats/token) is not learned
-    garbage_tokens: int = 24        # ... if it has at least this many tokens (a short odd sentence is still learned)
+    garbage_share: float = 0.5      # a round whose words are mostly unknown (to the vocabulary and to the user) ...
+    garbage_words: int = 12         # ... and that has at least this many words is garbage: not learned
     divergence_nats: float = 1.0    # a step that makes its own segment this much worse has diverged: roll back
     judged_segments: int = 64       # segments, each scored before it is learned, that decide a pull-back
     base_tolerance: float = 0.0     # their loss may exceed the base model's by this share before the delta halves
@@ -115,7 +119,8 @@ class Learner:
 
     def __init__(self, model: GPT, tokenizer: Tokenizer, general_text: list[str], config: LearnerConfig | None = None,
                  publish: Publish | None = None, schemes_dir: Path = SCHEMES_DIR, absorb: Absorb | None = None,
-                 reject: Absorb | None = None, grad_stats: GradStats | None = None):
+                 reject: Absorb | None = None, grad_stats: GradStats | None = None,
+                 known: Callable[[str], bool] | None = None):
         self.config = config or LearnerConfig()
         if self.config.segment + self.config.context > model.config.block_size:
             raise ValueError("segment + context tokens must fit the model's block size")
@@ -123,6 +128,7 @@ class Learner:
         self.publish = publish or (lambda tensors: None)
         self.absorb = absorb or (lambda sentences: None)
         self.reject = reject or (lambda sentences: None)
+        self.known = known  # whether a word is in the vocabulary or the user's own (None: no garbage guard)
         self.schemes_dir = Path(schemes_dir)
         self.model = copy.deepcopy(model).eval()
         self.base = {name: p.detach().clone() for name, p in self.model.named_parameters()}
@@ -216,6 +222,9 @@ class Learner:
         if requested is not None and requested != self.config.mode:
             self._close_plan()
             self.config.mode = requested
+            if requested == "off":  # what was waiting goes to the word statistics unlearned
+                self._learned_upto = len(self.sentences)
+                self._settle(accept=True)
 
     def pending(self) -> int:
         """Finished sentences not learned from yet (with learning off, not yet taken in); a hint, read without the lock."""
@@ -246,7 +255,7 @@ class Learner:
                     last_row = (row, n, scores[-1].personal)
                     ids = row[-self.config.context:]
                 stop += 1
-            reason = self._verdict(scores, plan, last_row)
+            reason = self._verdict(self.sentences[first:stop], plan, last_row)
             self._rounds += 1
             self._learned_upto = stop
             self.stats.training_bytes = plan.memory().training_bytes
@@ -298,13 +307,19 @@ class Learner:
         rows = [row]
         return self._losses(rows, n, self.base, self._hidden(rows))[0]
 
-    def _verdict(self, scores: list[SegmentScore], plan: TrainPlan, last_row) -> str:
+    def _is_garbage(self, sentences: list[str]) -> bool:
+        """Mostly words nobody uses: a paste of noise, not the user's language (a new name among known words is not)."""
+        if self.known is None:
+            return False
+        words = [w for s in sentences for w in _WORD.findall(s) if not w.isdigit()]
+        unknown = sum(not self.known(w) for w in words)
+        return len(words) >= self.config.garbage_words and unknown > self.config.garbage_share * len(words)
+
+    def _verdict(self, sentences: list[str], plan: TrainPlan, last_row) -> str:
         """Why the round must roll back, or "" to keep it."""
-        tokens = sum(s.tokens for s in scores)
-        nats = sum(s.tokens * s.personal for s in scores) / max(tokens, 1)
         if not all(math.isfinite(p.sum().item()) for p in plan.trainable.values()):
             return "non-finite"
-        if tokens >= self.config.garbage_tokens and nats > self.config.garbage_nats:
+        if self._is_garbage(sentences):
             return "garbage"
         row, n, before = last_row
         after = plan.evaluate_rows(self._stack([row]), positions=n)[0]
@@ -356,7 +371,7 @@ class Learner:
             raise ValueError(f"mode {mode!r} learns by dynamic evaluation, which needs the base model's gradient "
                              "statistics (run `pocketkb grad-stats`)")
         return compile_plan(staged_lm(model), mode_settings(mode).scheme(self.schemes_dir), optimizer,
-                            reference=self.reference)
+                            cache_bytes=PREFIX_CACHE_BYTES, reference=self.reference)
 
     def _plan_names(self) -> set[str]:
         """The model parameters the current plan trains (an adapter: the weight it is merged into)."""

@@ -4,8 +4,10 @@ The app, the terminal and the replay benchmark all type through this one class, 
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -100,10 +102,13 @@ class Session:
         self.tokenizer_sha256 = predictor.tokenizer.sha256
         self.learner = Learner(predictor.model, predictor.tokenizer, load_general(general_path), learner_config,
                                publish=self._publish, absorb=self._absorb, reject=self.store.history.mark_rejected,
-                               grad_stats=load_grad_stats(Path(base_dir) / GRAD_STATS_FILE, self.base_sha256))
+                               grad_stats=load_grad_stats(Path(base_dir) / GRAD_STATS_FILE, self.base_sha256),
+                               known=self._known_word if predictor.prior is not None else None)
         self.learner.max_sentences = store.history.max_sentences
         self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
         self._done_upto = 0
+        self._done_text = ""  # the text up to the end of its last finished sentence, as last seen
+        self._deleted: Counter[str] = Counter()  # recorded sentences the user deleted since
         self._last_save = time.monotonic()
         self._dirty = False
         self.listeners: list[Callable[[RoundResult | None], None]] = []  # called after each round, in its thread
@@ -121,6 +126,11 @@ class Session:
         with self.predictor.lock:
             for sentence in sentences:
                 self.predictor.user_words.add_sentence(sentence)
+
+    def _known_word(self, word: str) -> bool:
+        """In the shipped vocabulary, or a word the user typed before (what the garbage guard asks)."""
+        word = word.lower()
+        return word in self.predictor.prior.index or word in self.predictor.user_words
 
     def expected_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.learner.base)
@@ -154,10 +164,26 @@ class Session:
         return self.predictor.suggest(text)
 
     def text_changed(self, text: str) -> list[str]:
-        """The whole text as it now stands; sentences finished since the last call are recorded and learned."""
-        if len(text) < self._done_upto:
-            self._done_upto = len(text)  # the user deleted back into earlier text
-        sentences, self._done_upto = finished_sentences(text, self._done_upto)
+        """The whole text as it now stands; sentences finished since the last call are recorded and learned.
+
+        Sentences deleted by an edit are remembered: typed again in their place, they are not recorded or learned a
+        second time. The memory ends with the edit: at the first other sentence, or when the text is cleared (a new
+        document, where the same words are new text)."""
+        if not text:
+            self._deleted.clear()
+        elif not text.startswith(self._done_text):  # the user deleted or edited earlier text
+            kept = len(os.path.commonprefix([text, self._done_text]))
+            _, self._done_upto = finished_sentences(self._done_text[:kept], 0)
+            self._deleted += Counter(finished_sentences(self._done_text, self._done_upto)[0])
+        found, self._done_upto = finished_sentences(text, self._done_upto)
+        self._done_text = text[:self._done_upto]
+        sentences = []
+        for sentence in found:
+            if self._deleted[sentence] > 0:
+                self._deleted[sentence] -= 1
+            else:
+                self._deleted.clear()
+                sentences.append(sentence)
         self.commit_sentences(sentences)
         return sentences
 

@@ -75,7 +75,7 @@ class DynamicEvalSGD(torch.optim.Optimizer):
                         rows.addcdiv_(p.grad[start:stop], rms + self.eps, value=-lr)
                     if decay > 0:
                         pull = torch.pow(1 - decay, rms.div_(self.mean_rms).clamp_(min=1e-6)).neg_().add_(1)
-                        rows.addcmul_(pull, ref.base[start:stop] - rows)
+                        rows.lerp_(ref.base[start:stop], pull)  # exact at a pull of 1
 
     def state_bytes(self) -> int:
         return sum(ref.state_bytes() for ref in self.references.values())

@@ -215,9 +215,10 @@ class TrainPlan:
         self._last = StepReport(loss, step_ms, saved, hits, misses, peak.bytes if measure_peak else None)
         return self._last
 
-    def gradients(self, batch: Batch, sample_ids: list | None = None) -> tuple[float, dict[str, torch.Tensor]]:
+    def gradients(self, batch: Batch, sample_ids: list | None = None, positions: int | None = None
+                  ) -> tuple[float, dict[str, torch.Tensor]]:
         """The loss and the gradient of every trained tensor for `batch`, without updating anything."""
-        loss, *_ = self._forward_backward(batch, sample_ids)
+        loss, *_ = self._forward_backward(batch, sample_ids, positions)
         grads = {name: p.grad.clone() for name, p in self.trainable.items()}
         self.optimizer.zero_grad(set_to_none=True)
         return loss, grads

@@ -95,3 +95,16 @@ def test_shipped_file_matches_the_shipped_base_and_covers_it():
     for name, p in params.items():
         ms = stats.mean_square(name)
         assert ms.shape == p.shape and ms.isfinite().all() and (ms >= 0).all()
+
+
+def test_the_app_refuses_a_base_model_whose_gradient_statistics_do_not_match(tmp_path, capsys):
+    import shutil
+
+    from app.cli import main
+    from models import BASE_DIR
+
+    model = tmp_path / "base"
+    shutil.copytree(BASE_DIR, model)
+    (model / "grad_stats.safetensors").write_bytes((BASE_DIR / "grad_stats.safetensors").read_bytes()[:100])
+    assert main(["--model", str(model), "--data", str(tmp_path / "data"), "reset"]) == 2
+    assert "pocketkb grad-stats" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""Dynamic evaluation's update rule: RMS-normalised SGD steps, the decay toward the base weights, and plans using it."""
+import pytest
+import torch
+
+from engine.dyneval import DynamicEvalSGD, ModelReference, TensorReference
+from engine.lm import staged_lm
+from engine.optimizer import OptimizerConfig
+from engine.plan import compile_plan
+from engine.scheme import PartRule, UpdateScheme
+from models.gpt import GPT, GPTConfig
+
+
+def _tiny():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+
+
+def _reference(model):
+    base = {k: p.detach().clone() for k, p in model.named_parameters()}
+    gen = torch.Generator().manual_seed(1)
+    factors = {k: (torch.rand(p.shape[0], generator=gen) + 0.5,
+                   torch.rand(p.shape[1], generator=gen) + 0.5 if p.dim() == 2 else None)
+               for k, p in model.named_parameters()}
+    return ModelReference(base, factors)
+
+
+def test_a_step_divides_each_gradient_by_its_rms():
+    p = torch.nn.Parameter(torch.zeros(3, 2))
+    rows, cols = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([1.0, 4.0])
+    ref = TensorReference(torch.zeros(3, 2), rows, cols)
+    opt = DynamicEvalSGD([p], [ref], lr=0.1, decay=0.0, eps_share=0.0)
+    p.grad = torch.ones(3, 2)
+    opt.step()
+    rms = (torch.outer(rows, cols) / rows.mean()).sqrt()
+    assert torch.allclose(p.detach(), -0.1 / rms)
+
+
+def test_decay_pulls_toward_the_base_and_lambda_one_returns_it_exactly():
+    base = torch.randn(300, 4)  # more rows than one chunk
+    ref = TensorReference(base, torch.rand(300) + 0.1, torch.rand(4) + 0.1)
+    p = torch.nn.Parameter(base + torch.randn(300, 4))
+    half = torch.nn.Parameter(p.detach().clone())
+    DynamicEvalSGD([half], [ref], lr=0.0, decay=0.5).step()
+    assert (half - base).norm() < (p - base).norm()
+    p.grad = torch.randn(300, 4)
+    DynamicEvalSGD([p], [ref], lr=1e-2, decay=1.0).step()
+    assert torch.equal(p.detach(), base)
+
+
+def test_a_plan_steps_with_dynamic_evaluation_and_needs_its_reference():
+    model = _tiny()
+    scheme = UpdateScheme("mlp", (PartRule(("mlp.c_fc",), blocks="-1", weight=0.5),))
+    optimizer = OptimizerConfig(kind="dyneval", lr=1e-2)
+    with pytest.raises(ValueError, match="gradient statistics"):
+        compile_plan(staged_lm(model), scheme, optimizer)
+    batch = torch.randint(0, 64, (1, 17), generator=torch.Generator().manual_seed(2))
+    with compile_plan(staged_lm(model), scheme, optimizer, reference=_reference(model)) as plan:
+        before = plan.evaluate_rows(batch, positions=4)[0]
+        report = plan.step(batch, positions=4)
+        assert report.loss == pytest.approx(before, abs=1e-5)  # the loss is taken before the update
+        assert plan.evaluate_rows(batch, positions=4)[0] < before
+        assert plan.memory().optimizer_bytes == (64 + 8) * 4  # the factored statistic of the trained columns
+
+
+def test_a_tied_output_matrix_trains_from_the_head_alone():
+    model = _tiny()
+    scheme = UpdateScheme("head", (PartRule(("lm_head",), weight=1.0),))
+    batch = torch.randint(0, 64, (1, 17), generator=torch.Generator().manual_seed(3))
+    with compile_plan(staged_lm(model), scheme, OptimizerConfig(kind="sgd", lr=0.1, momentum=0.0)) as plan:
+        assert plan.cut == len(plan.staged.stages) - 1 and list(plan.trainable) == ["wte.weight"]
+        _, grads = plan.gradients(batch, positions=4)
+    hidden = model.ln_f(model.hidden_states(batch[:, :-1], model.config.n_layer))[:, -4:]
+    wte = model.wte.weight.detach().clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy((hidden.detach() @ wte.t())[0], batch[0, -4:]).backward()
+    assert torch.allclose(grads["wte.weight"], wte.grad, atol=1e-6)
