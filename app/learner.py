@@ -13,7 +13,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -41,15 +41,16 @@ Absorb = Callable[[list[str]], None]
 @dataclass
 class LearnerConfig:
     mode: str = "sparse"
-    segment: int = 16               # tokens per training step (a sentence is cut into near-equal segments of at most this)
-    context: int = 112              # tokens of earlier text in front of a segment (segment + context <= block size)
+    segment: int = 8                # tokens per training step (a sentence is cut into near-equal segments of at most this)
+    context: int = 120              # tokens of earlier text in front of a segment (segment + context <= block size)
     context_sentences: int = 8      # earlier sentences the context is taken from
     budget_ms: float = 400.0        # a round stops taking sentences once it has run this long (the rest wait)
     garbage_share: float = 0.5      # a round whose words are mostly unknown (to the vocabulary and to the user) ...
     garbage_words: int = 12         # ... and that has at least this many words is garbage: not learned
     divergence_nats: float = 1.0    # a step that makes its own segment this much worse has diverged: roll back
     judged_segments: int = 64       # segments, each scored before it is learned, that decide a pull-back
-    base_tolerance: float = 0.0     # their loss may exceed the base model's by this share before the delta halves
+    judge_every: int = 4            # one segment in this many is also scored by the base model (a forward pass)
+    base_tolerance: float = 0.01    # their loss may exceed the base model's by this share before the delta halves
     general_tolerance: float = 0.08  # rise of general-text loss over the base model's that rolls a round back
     general_rows: int = 16          # passages of the base model's text the general check scores
     general_every: int = 16         # rounds between general checks (they run the blocks learning changed)
@@ -57,6 +58,7 @@ class LearnerConfig:
     lr: dict[str, float] = field(default_factory=dict)     # per mode, overriding the registry's (tuning)
     decay: dict[str, float] = field(default_factory=dict)  # per mode, overriding the registry's (tuning)
     keep_scores: bool = False       # keep every segment's (tokens, personal nats, base nats): the benchmarks read them
+                                    # (then every segment is scored by the base model too)
 
     def __post_init__(self) -> None:
         mode_settings(self.mode)  # refuses an unknown mode
@@ -99,7 +101,7 @@ class SegmentScore:
 
     tokens: int
     personal: float  # mean nats/token
-    base: float
+    base: float | None  # None: not scored by the base model (see `judge_every`)
 
 
 def segment_bounds(count: int, segment: int) -> list[tuple[int, int]]:
@@ -247,20 +249,22 @@ class Learner:
             plan = self._ensure_plan()
             snapshot = plan.delta()
             ids = self._context(first)
-            scores, last_row = [], None
+            scores, rows = [], []
             stop = first
             while stop < len(self.sentences) and (stop == first or self._ms(start) < self.config.budget_ms):
                 for row, n in self._segments(ids, self.sentences[stop]):
                     scores.append(self._learn_segment(plan, row, n))
-                    last_row = (row, n, scores[-1].personal)
+                    rows.append((row, n))
                     ids = row[-self.config.context:]
                 stop += 1
-            reason = self._verdict(self.sentences[first:stop], plan, last_row)
+            reason = self._verdict(self.sentences[first:stop], plan, (*rows[-1], scores[-1].personal))
             self._rounds += 1
             self._learned_upto = stop
             self.stats.training_bytes = plan.memory().training_bytes
             if reason:
                 plan.load_delta(snapshot)
+                # the weights the round tried were never published: its text was seen with those it started from
+                scores = [replace(s, personal=self._losses([row], n)[0]) for s, (row, n) in zip(scores, rows)]
                 self.stats.rounds_rolled_back += 1
                 self._rejected.update(self.sentences[first:stop])
                 self._settle(accept=False)
@@ -268,12 +272,12 @@ class Learner:
                 self.stats.rounds_accepted += 1
                 self.stats.sentences_learned += stop - first
                 self.stats.tokens_learned += sum(s.tokens for s in scores)
-                self._judged.extend(scores)
-                if self.config.keep_scores:
-                    self.scores.extend(scores)
+                self._judged.extend(s for s in scores if s.base is not None)
                 self.publish(self._touched())
                 self._settle(accept=True)
                 self._pull_back_if_worse()
+            if self.config.keep_scores:  # every segment, scored before any update that saw it
+                self.scores.extend(scores)
             ms = self._ms(start)
             self.stats.learn_ms += ms
             return RoundResult(not reason, len(scores), ms, reason)
@@ -295,7 +299,8 @@ class Learner:
 
     def _learn_segment(self, plan: TrainPlan, row: list[int], n: int) -> SegmentScore:
         """One step on the segment; its loss, computed before the update, is the prequential score."""
-        base = self._base_loss(row, n)
+        judged = self.config.keep_scores or self.stats.steps % self.config.judge_every == 0
+        base = self._base_loss(row, n) if judged else None
         report = plan.step(self._stack([row]), positions=n)
         self.stats.steps += 1
         self.stats.step_ms += report.step_ms

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from html import escape
 from pathlib import Path
 
 from app.ksr import KsrResult
 from app.loading import EvalText
+from app.paired import PairedGain, paired_gain
 from app.replay_bench import TAIL, ReplaySystem, StreamResult, run_replay
 
 BINS = 10
@@ -80,10 +80,9 @@ def mode_row(mode: str, streams: list[StreamResult]) -> dict:
             "per_user_tail": [round(s.tail.ksr, 2) for s in streams]}
 
 
-def gains(rows: dict[str, dict], mode: str, reference: str = "off") -> dict:
-    """Per-user last-quarter KSR gain of `mode` over `reference`: mean, and how many users gained."""
-    diffs = [a - b for a, b in zip(rows[mode]["per_user_tail"], rows[reference]["per_user_tail"])]
-    return {"mean": round(statistics.mean(diffs), 2), "users_gained": sum(d > 0 for d in diffs), "users": len(diffs)}
+def gains(rows: dict[str, dict], mode: str, reference: str = "off") -> PairedGain:
+    """Per-user last-quarter KSR gain of `mode` over `reference`: mean, 95% bootstrap interval, users who gained."""
+    return paired_gain([a - b for a, b in zip(rows[mode]["per_user_tail"], rows[reference]["per_user_tail"])])
 
 
 def format_rows(rows: list[dict], title: str) -> str:
@@ -125,11 +124,9 @@ def summary(rows: dict[str, dict]) -> list[str]:
                      f"the stream, {off['tail_ksr'] - alone['tail_ksr']:+.2f} on the last quarter")
     for mode in rows:
         if mode not in ("off", "presage", NO_CACHE_OFF) and "off" in rows:
-            g = gains(rows, mode)
-            lines.append(f"{mode} vs off, last quarter: {g['mean']:+.2f} KSR points on average, "
-                         f"{g['users_gained']} of {g['users']} users gained")
+            lines.append(f"{mode} vs off, last quarter: {gains(rows, mode).line('KSR points', digits=2)}")
     if {"sparse", "full", "off"} <= set(rows):
-        full, sparse = gains(rows, "full")["mean"], gains(rows, "sparse")["mean"]
+        full, sparse = gains(rows, "full").mean, gains(rows, "sparse").mean
         share = sparse / full if full > 0 else float("nan")
         time_ratio = rows["sparse"]["learn_s"] / rows["full"]["learn_s"] if rows["full"]["learn_s"] else float("nan")
         lines.append(f"sparse reaches {100 * share:.0f}% of full's gain with {time_ratio:.2f}x its learning time")

@@ -28,8 +28,12 @@ def _give_lora_a_nonzero_b(plan):
 
 
 def _reference_gradients(plan, base, loss_of_model):
-    """Plain autograd on a copy of the untouched model, every parameter trainable, LoRA as explicit hooks."""
+    """Plain autograd on a copy of the untouched model, every parameter trainable, LoRA as explicit hooks. A weight
+    tied to a module before the plan's cut (the embedding, when only the output projection is selected) trains from
+    the selected use alone: the reference's earlier use reads a detached copy."""
     reference = copy.deepcopy(base).requires_grad_(True)
+    if plan.cut > 0 and hasattr(reference, "wte"):
+        reference.wte.register_forward_hook(lambda m, inputs, out: F.embedding(inputs[0], m.weight.detach()))
     lora = {}
     for path, adapter in plan.adapters.items():
         if hasattr(adapter, "lora_a"):

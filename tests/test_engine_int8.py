@@ -9,9 +9,9 @@ from engine.lm import next_token_loss, next_token_pairs, staged_lm
 from engine.plan import compile_plan
 from engine.quant import quantize_per_channel
 from engine.scheme import UpdateScheme
-from test_engine_fixtures import SHIPPED_SPARSE, tiny_gpt, token_batch
+from test_engine_fixtures import CHANNELS_SPARSE, tiny_gpt, token_batch
 
-SPARSE_INT8 = replace(SHIPPED_SPARSE, name="sparse-int8", frozen_int8=True)
+SPARSE_INT8 = replace(CHANNELS_SPARSE, name="sparse-int8", frozen_int8=True)
 
 
 def test_per_channel_quantization_is_close():
@@ -23,7 +23,7 @@ def test_per_channel_quantization_is_close():
 
 def test_int8_cuts_parameter_memory_and_keeps_the_scheme_json():
     assert UpdateScheme.from_json(SPARSE_INT8.to_json()) == SPARSE_INT8
-    with compile_plan(staged_lm(tiny_gpt()), SHIPPED_SPARSE) as plain:
+    with compile_plan(staged_lm(tiny_gpt()), CHANNELS_SPARSE) as plain:
         fp32 = plain.memory()
     with compile_plan(staged_lm(tiny_gpt()), SPARSE_INT8) as quantized:
         int8 = quantized.memory()

@@ -11,7 +11,7 @@ from engine.lm import staged_lm
 from engine.plan import compile_plan
 from engine.scheme import PartRule, UpdateScheme, builtin_scheme
 from engine.staged import sequential_model
-from test_engine_fixtures import ALL_SCHEMES, DEEP_SPARSE, SHIPPED_SPARSE, mlp, tiny_gpt, token_batch, vector_batch
+from test_engine_fixtures import ALL_SCHEMES, DEEP_SPARSE, CHANNELS_SPARSE, mlp, tiny_gpt, token_batch, vector_batch
 
 
 def _batches(count, seed=10):
@@ -40,7 +40,7 @@ def test_frozen_tensors_are_bit_identical_after_100_steps():
             assert torch.equal(after[name], value), name
 
 
-@pytest.mark.parametrize("scheme", [SHIPPED_SPARSE, DEEP_SPARSE, builtin_scheme("last-block")], ids=lambda s: s.name)
+@pytest.mark.parametrize("scheme", [CHANNELS_SPARSE, DEEP_SPARSE, builtin_scheme("last-block")], ids=lambda s: s.name)
 def test_cached_prefix_gives_the_same_losses_and_updates(scheme):
     cached_model, plain_model = tiny_gpt(), tiny_gpt()
     batches = _batches(2) * 3
@@ -63,7 +63,7 @@ def test_cached_prefix_gives_the_same_losses_and_updates(scheme):
 def test_cache_is_dropped_when_weights_below_the_cut_change():
     model = tiny_gpt()
     batch = token_batch()
-    with compile_plan(staged_lm(model), SHIPPED_SPARSE) as plan:
+    with compile_plan(staged_lm(model), CHANNELS_SPARSE) as plan:
         plan.step(batch)
         assert plan.step(batch).cache_hits == 4
         stale = plan.evaluate(batch)
@@ -78,7 +78,7 @@ def test_cache_is_dropped_when_weights_below_the_cut_change():
 
 def test_samples_can_be_keyed_by_caller_ids():
     batch = token_batch()
-    with compile_plan(staged_lm(tiny_gpt()), SHIPPED_SPARSE) as plan:
+    with compile_plan(staged_lm(tiny_gpt()), CHANNELS_SPARSE) as plan:
         plan.step(batch, sample_ids=["a", "b", "c", "d"])
         assert plan.step(batch[[1, 0]], sample_ids=["b", "a"]).cache_hits == 2
 
@@ -97,7 +97,7 @@ def test_measured_saved_bytes_are_within_ten_percent_of_the_plan(scheme):
 def test_memory_plan_counts_only_trained_tensors():
     model = tiny_gpt()
     batch = token_batch()
-    with compile_plan(staged_lm(model), SHIPPED_SPARSE) as plan:
+    with compile_plan(staged_lm(model), CHANNELS_SPARSE) as plan:
         plan.step(batch)
         memory = plan.memory(batch)
         state = plan.optimizer.state
@@ -126,9 +126,9 @@ def test_delta_save_and_load_restores_the_exact_weights(scheme):
 
 
 def test_a_delta_from_other_channels_is_refused():
-    with compile_plan(staged_lm(tiny_gpt(seed=0)), SHIPPED_SPARSE) as plan:
+    with compile_plan(staged_lm(tiny_gpt(seed=0)), CHANNELS_SPARSE) as plan:
         delta = plan.delta()
-    with compile_plan(staged_lm(tiny_gpt(seed=5)), SHIPPED_SPARSE) as plan, pytest.raises(ValueError, match="channels"):
+    with compile_plan(staged_lm(tiny_gpt(seed=5)), CHANNELS_SPARSE) as plan, pytest.raises(ValueError, match="channels"):
         plan.load_delta(delta)
 
 
@@ -180,7 +180,7 @@ def test_close_gives_back_forward_and_gradient_flags():
 def test_a_scheme_that_trains_nothing_here_is_refused():
     model = mlp()
     with pytest.raises(ValueError, match="selects no tensor"):
-        compile_plan(sequential_model(model), SHIPPED_SPARSE)
+        compile_plan(sequential_model(model), CHANNELS_SPARSE)
     assert all(p.requires_grad for p in model.parameters())
 
 

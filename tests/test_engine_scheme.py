@@ -7,7 +7,7 @@ from engine.lm import staged_lm
 from engine.resolve import resolve
 from engine.scheme import PartRule, UpdateScheme, builtin_scheme
 from engine.staged import sequential_model
-from test_engine_fixtures import ALL_SCHEMES, SHIPPED_SPARSE, mlp, tiny_gpt
+from test_engine_fixtures import ALL_SCHEMES, CHANNELS_SPARSE, SHIPPED_SPARSE, mlp, tiny_gpt
 
 
 @pytest.mark.parametrize("scheme", ALL_SCHEMES, ids=lambda s: s.name)
@@ -36,9 +36,10 @@ def test_block_selection_reads_like_a_subscript():
 
 def test_rules_select_modules_of_the_gpt():
     staged = staged_lm(tiny_gpt())
-    sparse = resolve(SHIPPED_SPARSE, staged)
-    assert sparse["blocks.2.mlp.c_fc"].weight == 0.25 and not sparse["blocks.2.mlp.c_fc"].bias
-    assert set(sparse) == {"blocks.2.mlp.c_fc", "blocks.2.mlp.c_proj"}  # the searched scheme, last block only
+    channels = resolve(CHANNELS_SPARSE, staged)
+    assert channels["blocks.2.mlp.c_fc"].weight == 0.25 and not channels["blocks.2.mlp.c_fc"].bias
+    assert set(channels) == {"blocks.2.mlp.c_fc", "blocks.2.mlp.c_proj"}  # the last block only
+    assert set(resolve(SHIPPED_SPARSE, staged)) == {"lm_head"}  # the output side of the tied embedding
     lora = resolve(builtin_scheme("lora"), staged)
     assert len(lora) == 9 and all(u.lora_rank == 8 for u in lora.values())
     assert "wte" in resolve(builtin_scheme("full"), staged)

