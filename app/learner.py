@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +102,12 @@ class SegmentScore:
     tokens: int
     personal: float  # mean nats/token
     base: float | None  # None: not scored by the base model (see `judge_every`)
+
+
+def per_token(scores: Iterable[SegmentScore], which: str) -> float:
+    """Mean nats/token of `scores` by the personal or the base model (`which`), weighted by their tokens."""
+    scores = list(scores)
+    return sum(s.tokens * getattr(s, which) for s in scores) / max(sum(s.tokens for s in scores), 1)
 
 
 def segment_bounds(count: int, segment: int) -> list[tuple[int, int]]:
@@ -349,9 +355,7 @@ class Learner:
         model (each scored before it was learned), it has learned what does not carry over: its delta is halved."""
         if len(self._judged) < self._judged.maxlen:
             return
-        tokens = sum(s.tokens for s in self._judged)
-        personal = sum(s.tokens * s.personal for s in self._judged) / tokens
-        base = sum(s.tokens * s.base for s in self._judged) / tokens
+        personal, base = (per_token(self._judged, which) for which in ("personal", "base"))
         if personal <= base * (1 + self.config.base_tolerance):
             return
         self._judged.clear()
@@ -370,8 +374,8 @@ class Learner:
             self._moved |= self._plan_names()
         return self._plan
 
-    def _compile(self, model: GPT, mode: str, optimizer: OptimizerConfig | None = None) -> TrainPlan:
-        optimizer = optimizer or self.config.optimizer(mode)
+    def _compile(self, model: GPT, mode: str) -> TrainPlan:
+        optimizer = self.config.optimizer(mode)
         if optimizer.kind == "dyneval" and self.reference is None:
             raise ValueError(f"mode {mode!r} learns by dynamic evaluation, which needs the base model's gradient "
                              "statistics (run `pocketkb grad-stats`)")
@@ -459,7 +463,7 @@ class Learner:
                 for name, p in model.named_parameters():
                     p.copy_(self.base[name])
             row = self._stack(self._general[:1])
-            with self._compile(model, mode, self.config.optimizer(mode)) as plan:
+            with self._compile(model, mode) as plan:
                 plan.step(row, positions=self.config.segment)
                 with torch.no_grad():
                     for name, p in model.named_parameters():

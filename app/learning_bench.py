@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from app.learner import Learner, LearnerConfig, SegmentScore
+from app.learner import Learner, LearnerConfig, SegmentScore, per_token
 from app.loading import EvalText
 from app.paired import paired_gain
 from app.sentences import finished_sentences
@@ -53,11 +53,6 @@ class LearningResult:
         return {**asdict(self), "gain": self.gain, "gain_tail": self.gain_tail}
 
 
-def _mean(scores: list[SegmentScore], which: str) -> float:
-    tokens = sum(s.tokens for s in scores)
-    return sum(s.tokens * getattr(s, which) for s in scores) / max(tokens, 1)
-
-
 def tail_of(scores: list[SegmentScore], share: float = TAIL) -> list[SegmentScore]:
     """The segments holding the last `share` of the stream's tokens."""
     total, kept, seen = sum(s.tokens for s in scores), [], 0
@@ -83,8 +78,8 @@ def learn_stream(model: GPT, tokenizer: Tokenizer, general: list[str], grad_stat
     learner.close()
     scores, tail = learner.scores, tail_of(learner.scores)
     stats = learner.stats
-    return LearningResult(item.name, mode, sum(s.tokens for s in scores), _mean(scores, "base"),
-                          _mean(scores, "personal"), _mean(tail, "base"), _mean(tail, "personal"),
+    return LearningResult(item.name, mode, sum(s.tokens for s in scores), per_token(scores, "base"),
+                          per_token(scores, "personal"), per_token(tail, "base"), per_token(tail, "personal"),
                           stats.rounds_rolled_back, stats.pullbacks, stats.steps, seconds)
 
 
