@@ -1,4 +1,4 @@
-"""The learner: dynamic evaluation while the user types. Committed text is cut into segments of about 16 tokens;
+"""The learner: dynamic evaluation while the user types. Committed text is cut into segments of at most 8 tokens;
 each is scored (test), then trained on with one step of its mode's update rule (then train).
 
 A round (the sentences that arrived together) rolls back whole if its text is garbage or a step diverged; when new
@@ -43,6 +43,8 @@ class LearnerConfig:
     mode: str = "sparse"
     segment: int = 8                # tokens per training step (a sentence is cut into near-equal segments of at most this)
     context: int = 120              # tokens of earlier text in front of a segment (segment + context <= block size)
+    context_keep: int = 96          # when the next segment would not fit, the window drops all but this many tokens:
+                                    # it moves in jumps, so between them a step extends the remembered context
     context_sentences: int = 8      # earlier sentences the context is taken from
     budget_ms: float = 400.0        # a round stops taking sentences once it has run this long (the rest wait)
     garbage_share: float = 0.5      # a round whose words are mostly unknown (to the vocabulary and to the user) ...
@@ -132,6 +134,8 @@ class Learner:
         self.config = config or LearnerConfig()
         if self.config.segment + self.config.context > model.config.block_size:
             raise ValueError("segment + context tokens must fit the model's block size")
+        if not 0 < self.config.context_keep <= self.config.context:
+            raise ValueError("context_keep must be between 1 and context")
         self.tokenizer = tokenizer
         self.publish = publish or (lambda tensors: None)
         self.absorb = absorb or (lambda sentences: None)
@@ -147,6 +151,8 @@ class Learner:
         self.sentences: list[str] = []
         self.max_sentences = 20_000
         self._learned_upto = 0
+        self._window: list[int] = []  # the tokens before the sentence at `_window_upto`, as the last round left them
+        self._window_upto = -1
         self._absorbed_upto = 0  # sentences before this one have been handed to `absorb` or turned down
         self._rejected: set[str] = set()  # sentences of rolled-back rounds
         self._incoming: deque[str] = deque()  # finished sentences not yet taken in by a round
@@ -223,6 +229,7 @@ class Learner:
         drop = len(self.sentences) - self.max_sentences  # the oldest go, as in the history
         if drop > 0:
             del self.sentences[:drop]
+            self._window_upto -= drop
             self._learned_upto = max(0, self._learned_upto - drop)
             self._absorbed_upto = max(0, self._absorbed_upto - drop)
             self._rejected &= set(self.sentences)  # bounded with the sentences it refers to
@@ -254,15 +261,16 @@ class Learner:
             start = time.perf_counter()
             plan = self._ensure_plan()
             snapshot = plan.delta()
-            ids = self._context(first)
+            ids = self._window if self._window_upto == first else self._context(first)
             scores, rows = [], []
             stop = first
             while stop < len(self.sentences) and (stop == first or self._ms(start) < self.config.budget_ms):
                 for row, n in self._segments(ids, self.sentences[stop]):
                     scores.append(self._learn_segment(plan, row, n))
                     rows.append((row, n))
-                    ids = row[-self.config.context:]
+                    ids = row
                 stop += 1
+            self._window, self._window_upto = ids, stop
             reason = self._verdict(self.sentences[first:stop], plan, (*rows[-1], scores[-1].personal))
             self._rounds += 1
             self._learned_upto = stop
@@ -292,15 +300,16 @@ class Learner:
     def _ms(start: float) -> float:
         return (time.perf_counter() - start) * 1000
 
-    def _segments(self, context: list[int], sentence: str) -> list[tuple[list[int], int]]:
-        """The sentence's training rows: each ends with one segment, the text before it as context, and says how
-        many newest tokens are the segment's."""
-        new = self.tokenizer.encode(sentence)
-        ids = context + new
-        offset = len(context)
-        rows = []
+    def _segments(self, window: list[int], sentence: str) -> list[tuple[list[int], int]]:
+        """The sentence's training rows: each ends with one segment after the text before it in the window, and says
+        how many newest tokens are the segment's. A segment that would not fit first cuts the window to its newest
+        `context_keep` tokens, so consecutive rows begin alike (a remembered context is extended, not rebuilt)."""
+        new, rows = self.tokenizer.encode(sentence), []
         for a, b in segment_bounds(len(new), self.config.segment):
-            rows.append((ids[max(0, offset + b - self.config.context - (b - a) - 1):offset + b], b - a))
+            if len(window) + (b - a) > self.config.context + self.config.segment + 1:
+                window = window[-self.config.context_keep:]
+            window = window + new[a:b]
+            rows.append((window, b - a))
         return rows
 
     def _learn_segment(self, plan: TrainPlan, row: list[int], n: int) -> SegmentScore:
@@ -438,6 +447,7 @@ class Learner:
             self.sentences = list(sentences)
             self._rejected = set(rejected) & set(self.sentences)
             self._learned_upto = self._absorbed_upto = len(self.sentences)  # the caller counts these afresh
+            self._window_upto = -1
             self.publish({name: p.detach().clone() for name, p in self.model.named_parameters()})
 
     def replace_sentences(self, sentences: list[str]) -> None:
@@ -447,6 +457,7 @@ class Learner:
             self._incoming.clear()
             self.sentences = list(sentences)
             self._learned_upto = min(self._learned_upto, len(self.sentences))
+            self._window_upto = -1
             self._absorbed_upto = len(self.sentences)  # the caller counts what is left afresh
             self._rejected &= set(self.sentences)
 

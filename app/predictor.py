@@ -107,8 +107,8 @@ class Predictor:
         with torch.no_grad():
             for name, value in self._pending.items():
                 params[name].copy_(value)
-        names, self._pending = list(self._pending), {}
-        self.weights_changed(names)
+        self._pending = {}
+        self.weights_changed()
 
     def invalidate(self) -> None:
         """Take in waiting weights and forget the KV cache: call after the model's weights change."""
@@ -118,13 +118,11 @@ class Predictor:
             self._memo.clear()
             self._word_memo.clear()
 
-    def weights_changed(self, names: Iterable[str]) -> None:
-        """Call after these parameters changed. Where none of them reaches a key or value (the sparse scheme trains
-        only the last MLP), the KV cache stays and only the newest token is run again; else it is all forgotten."""
+    def weights_changed(self) -> None:
+        """Call after the learner changed some weights. The KV cache stays: the context's keys and values keep the
+        weights they were computed with until the window next moves (a memory, as in Transformer-XL, and as the
+        learner's own steps treat their context); the newest token runs again with the new weights."""
         with self.lock:
-            if not self.model.keys_values_unchanged_by(names):
-                self.invalidate()
-                return
             self._tokens, self._last_logp = self._tokens[:-1], None
             self._memo.clear()
             self._word_memo.clear()

@@ -1,13 +1,16 @@
 """Dynamic evaluation's update rule (Krause et al. 2018, section 5) as a torch optimizer: plain SGD on each gradient
 divided by its RMS on general text, plus a decay toward the base weights scaled by that RMS.
 
-Each trained tensor brings its base value and its gradient mean square, factored by rows and columns (Adafactor).
+Each trained tensor brings its base value and its gradient mean square, factored by rows and columns (Adafactor); a
+gradient kept factored (engine/factored.py) is expanded one block of rows at a time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+from engine.factored import FactoredGradient
 
 ROWS_PER_CHUNK = 256  # the RMS of a matrix is rebuilt this many rows at a time, never whole
 
@@ -50,7 +53,7 @@ class DynamicEvalSGD(torch.optim.Optimizer):
     """
 
     def __init__(self, params: list[torch.Tensor], references: list[TensorReference], lr: float, decay: float,
-                 eps_share: float = 0.1):
+                 eps_share: float = 0.1, factored: dict[int, FactoredGradient] | None = None):
         if len(params) != len(references):
             raise ValueError("dynamic evaluation needs one reference per trained tensor")
         for p, ref in zip(params, references):
@@ -58,6 +61,7 @@ class DynamicEvalSGD(torch.optim.Optimizer):
                 raise ValueError(f"base value of shape {tuple(ref.base.shape)} for a tensor of {tuple(p.shape)}")
         super().__init__(params, {"lr": lr, "decay": decay})
         self.references = {id(p): ref for p, ref in zip(params, references)}
+        self.factored = factored or {}  # by id(p): a gradient kept factored, expanded block by block here
         count = sum(p.numel() for p in params)
         self.mean_rms = sum(ref.rms_sum() for ref in references) / max(count, 1)
         self.eps = eps_share * self.mean_rms
@@ -67,12 +71,13 @@ class DynamicEvalSGD(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, decay = group["lr"], group["decay"]
             for p in group["params"]:
-                ref = self.references[id(p)]
+                ref, factored = self.references[id(p)], self.factored.get(id(p))
                 for start, stop in ref.chunks():
                     rows = p[start:stop]
                     rms = ref.rms(start, stop)
-                    if p.grad is not None:
-                        rows.addcdiv_(p.grad[start:stop], rms + self.eps, value=-lr)
+                    grad = factored.block(start, stop) if factored else p.grad
+                    if grad is not None:
+                        rows.addcdiv_(grad if factored else grad[start:stop], rms + self.eps, value=-lr)
                     if decay > 0:
                         pull = torch.pow(1 - decay, rms.div_(self.mean_rms).clamp_(min=1e-6)).neg_().add_(1)
                         rows.lerp_(ref.base[start:stop], pull)  # exact at a pull of 1

@@ -1,6 +1,7 @@
 """Staging for a GPT-style language model: embedding, pre-norm residual sublayers, head; batches of token rows.
 
-A block with `ln_1`, `attn`, `ln_2`, `mlp` becomes two stages, so a cut can fall between attention and MLP.
+A block with `ln_1`, `attn`, `ln_2`, `mlp` becomes two stages, so a cut can fall between attention and MLP. Earlier
+positions can be remembered as each attention's keys and values, so a step runs on the newest positions alone.
 """
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 def _attention_stage(path: str, block: nn.Module) -> Stage:
     def run(x: torch.Tensor) -> torch.Tensor:
         return x + block.attn(block.ln_1(x))[0]
-    return Stage(f"{path}.attn", run, (block.ln_1, block.attn), mixes_positions=True)
+
+    def run_after(x: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The new positions attend to the remembered keys and values first (never copied)."""
+        return x + block.attn(block.ln_1(x), prefix=memory)[0]
+    return Stage(f"{path}.attn", run, (block.ln_1, block.attn), mixes_positions=True, run_after=run_after)
 
 
 def _mlp_stage(path: str, block: nn.Module) -> Stage:
@@ -37,11 +42,25 @@ def staged_lm(model: nn.Module) -> StagedModel:
 
     Each block runs as `x + attn(ln_1(x))[0]` then `x + mlp(ln_2(x))`, as the model's own blocks do.
     """
-    stages = [Stage("embed", model.embed, (model.wte, model.wpe))]
+    stages = [Stage("embed", model.embed, (model.wte, model.wpe), run_after=model.embed)]
     paths = []
     for i, block in enumerate(model.blocks):
         path = f"blocks.{i}"
         paths.append(path)
         stages += [_attention_stage(path, block), _mlp_stage(path, block)]
     stages.append(Stage("head", model.head, (model.ln_f, model.lm_head), mixes_positions=False))
-    return StagedModel(model, tuple(stages), tuple(paths), next_token_loss, next_token_pairs, positions_dim=1)
+    return StagedModel(model, tuple(stages), tuple(paths), next_token_loss, next_token_pairs, positions_dim=1,
+                       remember=lambda inputs, memory: _remember(model, inputs, memory))
+
+
+@torch.no_grad()
+def _remember(model: nn.Module, inputs: torch.Tensor, memory: tuple | None) -> tuple:
+    """Per stage: the embedding's next position; each attention's keys and values (earlier ones and `inputs`');
+    None for the position-wise stages. Computed with the weights of the moment (later steps leave it as it was)."""
+    offset = 0 if memory is None else memory[0]
+    x = model.embed(inputs, offset)
+    entries: list = [offset + inputs.shape[1]]
+    for i, block in enumerate(model.blocks):
+        x, cache = block(x, None if memory is None else memory[1 + 2 * i], return_cache=True)
+        entries += [tuple(t.contiguous() for t in cache), None]  # attention reads it as it is, copying nothing
+    return (*entries, None)

@@ -11,6 +11,7 @@ from typing import Iterable
 import torch
 
 from engine.dyneval import DynamicEvalSGD, TensorReference
+from engine.factored import FactoredGradient
 
 
 def preload() -> None:
@@ -38,17 +39,23 @@ class OptimizerConfig:
         if not 0.0 <= self.decay <= 1.0:
             raise ValueError(f"decay must be in [0, 1], not {self.decay}")
 
-    def build(self, params: Iterable[torch.Tensor], references: list[TensorReference] | None = None
-              ) -> torch.optim.Optimizer:
-        """`references` (dyneval only): each tensor's base value and gradient statistics, in the order of `params`."""
+    def build(self, params: Iterable[torch.Tensor], references: list[TensorReference] | None = None,
+              factored: dict[int, FactoredGradient] | None = None) -> torch.optim.Optimizer:
+        """`references` (dyneval only): each tensor's base value and gradient statistics, in the order of `params`;
+        `factored` (dyneval only): gradients kept factored, by the id of their tensor."""
         params = list(params)
         if self.kind == "dyneval":
             if references is None:
                 raise ValueError("dynamic evaluation needs the base weights and their gradient statistics")
-            return DynamicEvalSGD(params, references, self.lr, self.decay, self.eps_share)
+            return DynamicEvalSGD(params, references, self.lr, self.decay, self.eps_share, factored)
         if self.kind == "adamw":
             return torch.optim.AdamW(params, lr=self.lr, betas=(self.beta1, 0.999), weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    @property
+    def takes_factored(self) -> bool:
+        """Whether the optimizer applies a factored gradient block by block (else it gets the dense gradient)."""
+        return self.kind == "dyneval"
 
     @property
     def state_per_parameter(self) -> int:

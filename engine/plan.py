@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 
 from engine.adapters import Lora, LinearAdapter, PartialChannels
-from engine.dyneval import ModelReference, TensorReference
+from engine.dyneval import ROWS_PER_CHUNK, ModelReference, TensorReference
+from engine.factored import FactoredGradient, factorable, restore_forward, route_gradient
 from engine.memory import MemoryReport, PeakRssGrowth, SavedTensorCounter, tensor_bytes
 from engine.optimizer import OptimizerConfig
 from engine.prefix_cache import PrefixCache, sample_key
@@ -55,14 +56,18 @@ class TrainPlan:
         self.adapters: dict[str, LinearAdapter] = {}
         self.int8: dict[str, Int8Weight] = {}
         self._selected: set[int] = set()  # the modules the scheme selects (a tied weight trains through these only)
+        self.factored: dict[str, FactoredGradient] = {}
+        self._routed: list[nn.Module] = []
         try:
             self._attach(resolve(scheme, staged))
             if not self.trainable:
                 raise ValueError(f"scheme {scheme.name!r} selects no tensor of this model")
             if scheme.frozen_int8:
                 self._hold_frozen_as_int8()
+            self._route_embedding_gradients()
             self.cut = self._find_cut()
             self._slice_at = self._find_slice()
+            self._check_memory()
         except Exception:
             self._release()
             raise
@@ -75,6 +80,9 @@ class TrainPlan:
                             *(t for q in self.int8.values() for t in q.tensors())]
         self._planned_saved: dict[tuple, int] = {}
         self._last: StepReport | None = None
+        self._weights = [*module.parameters(), *module.buffers()]
+        self._factored_bytes = 0  # what the factored gradients held at the last step
+        self._memory: tuple | None = None  # (context it remembers, memory, weight versions when last valid)
 
     # --- compiling -------------------------------------------------------------------------------------------
     def _attach(self, updates: dict[str, ModuleUpdate]) -> None:
@@ -107,6 +115,18 @@ class TrainPlan:
                     and id(m.weight) not in shared):
                 self.int8[path] = Int8Weight(m, self._requires_grad[id(m.weight)])
 
+    def _route_embedding_gradients(self) -> None:
+        """A trained weight that an embedding looks up keeps its gradient factored (engine/factored.py) when every
+        module using it can: the lookup's rows and a tied projection's two thin matrices, never the dense matrix."""
+        modules = list(self.staged.module.modules())
+        for name, p in self.trainable.items():
+            users = [m for m in modules if getattr(m, "weight", None) is p]
+            if any(isinstance(m, nn.Embedding) for m in users) and all(factorable(m, p) for m in users):
+                self.factored[name] = FactoredGradient(p.shape)
+                for m in users:
+                    route_gradient(m, self.factored[name])
+                self._routed += users
+
     def _parameter_name(self, p: nn.Parameter) -> str:
         return next(name for name, q in self.staged.module.named_parameters() if q is p)
 
@@ -127,12 +147,22 @@ class TrainPlan:
             at -= 1
         return at
 
+    def _check_memory(self) -> None:
+        if not self.scheme.remember_context:
+            return
+        if self.staged.remember is None or self.staged.positions_dim is None:
+            raise ValueError(f"scheme {self.scheme.name!r} remembers context: the staged model needs `remember`")
+        if any(stage.mixes_positions and stage.run_after is None for stage in self.staged.stages):
+            raise ValueError("every stage that mixes positions needs `run_after` to run after a memory")
+
     def _build_optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer_config.kind != "dyneval":
             return self.optimizer_config.build(self.trainable.values())
         if self.reference is None:
             raise ValueError("a dynamic-evaluation plan needs the base weights and their gradient statistics")
-        return self.optimizer_config.build(self.trainable.values(), [self._reference(n) for n in self.trainable])
+        factored = {id(self.trainable[name]): sink for name, sink in self.factored.items()}
+        return self.optimizer_config.build(self.trainable.values(), [self._reference(n) for n in self.trainable],
+                                           factored)
 
     def _reference(self, name: str) -> TensorReference:
         """The base value and gradient statistics of trained tensor `name` (a parameter, or a split weight's columns)."""
@@ -183,34 +213,99 @@ class TrainPlan:
                 self.cache.put(keys[i], rows[i])
         return torch.stack(rows), len(rows) - len(missing)
 
+    # --- a remembered context (scheme.remember_context) ------------------------------------------------------
+    def _versions(self) -> tuple[int, ...]:
+        return tuple(t._version for t in self._weights)
+
+    def _memory_for(self, inputs: torch.Tensor, positions: int | None, keep: bool) -> tuple | None:
+        """The memory of the positions before the loss's. With `keep` (a stream of steps), the last step's memory
+        is extended when its context begins this one (batch of one) and no weight changed but by this plan's own
+        steps; it keeps the values of the weights it was computed with, as Transformer-XL's memory does."""
+        dim = self.staged.positions_dim
+        known = inputs.shape[dim] - (inputs.shape[dim] if positions is None else positions)
+        if known == 0:
+            return None
+        context = inputs.narrow(dim, 0, known)
+        held = self._memory if keep else None
+        if (held is not None and held[2] == self._versions() and len(context) == 1
+                and held[0].shape[dim] <= known and torch.equal(context.narrow(dim, 0, held[0].shape[dim]), held[0])):
+            grown = known - held[0].shape[dim]
+            memory = held[1] if grown == 0 else self.staged.remember(context.narrow(dim, known - grown, grown), held[1])
+        else:
+            memory = self.staged.remember(context, None)
+        if keep:
+            self._memory = (context.clone(), memory, self._versions())
+        return memory
+
+    def forget_context(self) -> None:
+        """Drop the remembered context: the next step computes it again with the weights of that moment."""
+        self._memory = None
+
+    def _after_memory(self, inputs: torch.Tensor, positions: int | None, memory: tuple | None) -> torch.Tensor:
+        """The stages on the loss's positions alone, each mixing stage after its entry of the memory."""
+        x = self._newest(inputs, positions)
+        for i, stage in enumerate(self.staged.stages):
+            with torch.no_grad() if i < self.cut else nullcontext():
+                x = stage.run(x) if memory is None or not stage.mixes_positions else stage.run_after(x, memory[i])
+        return x
+
+    # --- losses and steps ------------------------------------------------------------------------------------
     def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, sample_ids: list | None,
-              use_cache: bool = True, positions: int | None = None) -> tuple[torch.Tensor, int]:
+              use_cache: bool = True, positions: int | None = None, memory: tuple | None = None
+              ) -> tuple[torch.Tensor, int]:
         positions = self._loss_positions(targets, positions)
-        x, hits = self._prefix(inputs, positions, sample_ids, use_cache)
-        x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
+        if self.scheme.remember_context:
+            x, hits = self._after_memory(inputs, positions, memory), 0
+        else:
+            x, hits = self._prefix(inputs, positions, sample_ids, use_cache)
+            x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
         return self.staged.loss(x, self._newest(targets, positions)), hits
 
-    def _forward_backward(self, batch: Batch, sample_ids: list | None, positions: int | None = None
-                          ) -> tuple[float, int, int, int]:
+    def _tracked_loss(self, inputs: torch.Tensor, targets: torch.Tensor, sample_ids: list | None,
+                      positions: int | None, keep: bool = False, use_cache: bool = True
+                      ) -> tuple[torch.Tensor, int, int]:
+        """The loss, its cache hits, and the bytes autograd saved for it (a remembered context is not counted:
+        like the prefix cache, it is held between steps and reported with the caches)."""
+        memory = None
+        if self.scheme.remember_context:
+            memory = self._memory_for(inputs, self._loss_positions(targets, positions), keep)
+        with SavedTensorCounter([*self._persistent, *_memory_tensors(memory)]) as saved:
+            loss, hits = self._loss(inputs, targets, sample_ids, use_cache, positions, memory)
+        return loss, hits, saved.bytes
+
+    def _forward_backward(self, batch: Batch, sample_ids: list | None, positions: int | None = None,
+                          keep: bool = False) -> tuple[float, int, int, int]:
         inputs, targets = self.staged.split_batch(batch)
-        with SavedTensorCounter(self._persistent) as saved:
-            loss, hits = self._loss(inputs, targets, sample_ids, positions=positions)
+        loss, hits, saved = self._tracked_loss(inputs, targets, sample_ids, positions, keep)
         loss.backward()
-        return loss.item(), saved.bytes, hits, len(inputs) - hits
+        self._factored_bytes = sum(sink.bytes for sink in self.factored.values())
+        if not self.optimizer_config.takes_factored:
+            for name, sink in self.factored.items():
+                self.trainable[name].grad = sink.dense() if sink else None
+                sink.clear()
+        return loss.item(), saved, hits, len(inputs) - hits
+
+    def _clear_gradients(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        for sink in self.factored.values():
+            sink.clear()
 
     def step(self, batch: Batch, sample_ids: list | None = None, measure_peak: bool = False,
              positions: int | None = None) -> StepReport:
         """One training step; its loss is computed before the update. `sample_ids` (one hashable per sample) key the
         prefix cache; by default the samples' contents do. `measure_peak` also measures peak RSS growth (slower: it
-        trims the heap first). `positions`: the loss covers this many newest positions (default: the scheme's)."""
+        trims the heap first). `positions`: the loss covers this many newest positions (default: the scheme's).
+        With a remembered context, consecutive steps on a growing stream extend one memory."""
         peak = PeakRssGrowth() if measure_peak else nullcontext()
         with peak:
             start = time.perf_counter()
-            loss, saved, hits, misses = self._forward_backward(batch, sample_ids, positions)
+            loss, saved, hits, misses = self._forward_backward(batch, sample_ids, positions, keep=True)
             self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self._clear_gradients()
             for adapter in self.adapters.values():
                 adapter.write_back()
+            if self._memory is not None:  # this plan's own update leaves the memory usable
+                self._memory = (*self._memory[:2], self._versions())
             step_ms = (time.perf_counter() - start) * 1000
         self._last = StepReport(loss, step_ms, saved, hits, misses, peak.bytes if measure_peak else None)
         return self._last
@@ -219,23 +314,28 @@ class TrainPlan:
                   ) -> tuple[float, dict[str, torch.Tensor]]:
         """The loss and the gradient of every trained tensor for `batch`, without updating anything."""
         loss, *_ = self._forward_backward(batch, sample_ids, positions)
-        grads = {name: p.grad.clone() for name, p in self.trainable.items()}
-        self.optimizer.zero_grad(set_to_none=True)
+        grads = {name: self.factored[name].dense() if self.factored.get(name) else p.grad.clone()
+                 for name, p in self.trainable.items()}
+        self._clear_gradients()
         return loss, grads
 
     @torch.no_grad()
     def evaluate(self, batch: Batch) -> float:
         """The scheme's loss on `batch` with the current weights (no cache, no update)."""
-        return self._loss(*self.staged.split_batch(batch), None, use_cache=False)[0].item()
+        inputs, targets = self.staged.split_batch(batch)
+        return self._tracked_loss(inputs, targets, None, None, use_cache=False)[0].item()
 
     @torch.no_grad()
     def evaluate_rows(self, batch: Batch, sample_ids: list | None = None, positions: int | None = None) -> list[float]:
         """Per sample, the scheme's loss (or that on the newest `positions`) with the current weights; the frozen
-        prefix comes from the cache."""
+        prefix (or the remembered context) comes from the cache."""
         inputs, targets = self.staged.split_batch(batch)
         positions = self._loss_positions(targets, positions)
-        x, _ = self._prefix(inputs, positions, sample_ids, use_cache=True)
-        x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
+        if self.scheme.remember_context:
+            x = self._after_memory(inputs, positions, self._memory_for(inputs, positions, keep=True))
+        else:
+            x, _ = self._prefix(inputs, positions, sample_ids, use_cache=True)
+            x = self._run_stages(x, self.cut, len(self.staged.stages), positions)
         targets = self._newest(targets, positions)
         return [self.staged.loss(x[i:i + 1], targets[i:i + 1]).item() for i in range(len(inputs))]
 
@@ -251,9 +351,7 @@ class TrainPlan:
         return self._planned_saved[shape]
 
     def _traced_saved_bytes(self, inputs: torch.Tensor, targets: torch.Tensor) -> int:
-        with SavedTensorCounter(self._persistent) as saved:
-            self._loss(inputs, targets, None, use_cache=False)
-        return saved.bytes
+        return self._tracked_loss(inputs, targets, None, None, use_cache=False)[2]
 
     def memory(self, batch: Batch | None = None) -> MemoryReport:
         """What the plan holds, what its last step measured, and (given a batch) the saved bytes it plans for it."""
@@ -263,14 +361,26 @@ class TrainPlan:
             parameter_bytes=tensor_bytes(self._persistent),
             trainable_parameters=sum(p.numel() for p in trainable),
             trainable_bytes=trainable_bytes,
-            gradient_bytes=trainable_bytes,
+            gradient_bytes=self._gradient_bytes(),
             optimizer_bytes=(trainable_bytes * self.optimizer_config.state_per_parameter
                              + getattr(self.optimizer, "state_bytes", lambda: 0)()),
-            cache_bytes=self.cache.bytes,
+            cache_bytes=self.cache.bytes + tensor_bytes(_memory_tensors(self._memory and self._memory[1])),
             planned_saved_bytes=None if batch is None else self.planned_saved_bytes(batch),
             measured_saved_bytes=None if self._last is None else self._last.saved_bytes,
             peak_rss_growth=None if self._last is None else self._last.peak_rss_growth,
         )
+
+    def _gradient_bytes(self) -> int:
+        """Dense gradients; a factored one counts what its parts held at the last step, plus (where the optimizer
+        expands it) one block of rows at a time."""
+        dense = tensor_bytes(p for name, p in self.trainable.items() if name not in self.factored)
+        if not self.factored:
+            return dense
+        if not self.optimizer_config.takes_factored:
+            return dense + tensor_bytes(self.trainable[name] for name in self.factored)
+        blocks = sum(min(ROWS_PER_CHUNK, self.trainable[name].shape[0]) * self.trainable[name][0].numel()
+                     * self.trainable[name].element_size() for name in self.factored)
+        return dense + self._factored_bytes + blocks
 
     def delta(self) -> dict[str, torch.Tensor]:
         """Current values (not differences) of every trained tensor, plus the input channels of split weights.
@@ -298,8 +408,12 @@ class TrainPlan:
         for adapter in self.adapters.values():
             adapter.write_back()
         self.optimizer = self._build_optimizer()
+        self._memory = None
 
     def _release(self) -> None:
+        for module in self._routed:
+            restore_forward(module)
+        self._routed = []
         for adapter in self.adapters.values():
             adapter.detach()
         for weight in self.int8.values():
@@ -312,12 +426,17 @@ class TrainPlan:
         """Give the module back its forward methods and gradient flags; trained weights stay in it."""
         self._release()
         self.cache.clear()
+        self._memory = None
 
     def __enter__(self) -> "TrainPlan":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _memory_tensors(memory: tuple | None) -> list[torch.Tensor]:
+    return [t for entry in memory or () if isinstance(entry, tuple) for t in entry]
 
 
 def compile_plan(staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig | None = None,

@@ -55,6 +55,9 @@ class UpdateScheme:
     """A named set of rules; `loss_last_fraction` < 1 puts the loss on the newest positions of each sequence only.
 
     `frozen_int8` holds the weights of frozen Linears as int8 while the plan runs (model memory, not training memory).
+    `remember_context`: the positions before the loss's run without gradient, as a memory the model remembers them
+    by (Transformer-XL's stop-gradient memory), so forward and backward cover the loss's positions alone; a plan
+    extends the memory as a stream goes on rather than recomputing it.
     """
 
     name: str
@@ -62,6 +65,7 @@ class UpdateScheme:
     loss_last_fraction: float = 1.0
     description: str = ""
     frozen_int8: bool = False
+    remember_context: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))

@@ -20,12 +20,15 @@ class Stage:
 
     `modules` are the modules whose parameters the stage uses. A stage that `mixes_positions` (attention) needs
     every position of its input; one that does not (an MLP, a head) can run on the newest positions alone.
+    `run_after(x, memory)`, where given, runs a mixing stage on new positions only, after earlier positions whose
+    `memory` (this stage's entry of `StagedModel.remember`) stands in for them.
     """
 
     name: str
     run: Callable[[torch.Tensor], torch.Tensor]
     modules: tuple[nn.Module, ...]
     mixes_positions: bool = True
+    run_after: Callable[[torch.Tensor, Any], torch.Tensor] | None = None
 
     def parameters(self) -> set[int]:
         return {id(p) for m in self.modules for p in m.parameters()}
@@ -44,6 +47,10 @@ class StagedModel:
     targets have their positions (time steps) along `positions_dim`; None for models without positions. Every
     stage must treat each sample of a batch on its own (no batch statistics), so prefix outputs can be cached per
     sample.
+
+    `remember(inputs, memory)`, where given, runs the model without gradient over `inputs` that follow the positions
+    `memory` holds (None: none) and returns the memory of them all: one entry per stage, what its `run_after` takes.
+    With it, a plan can train on the newest positions alone while earlier ones are a fixed memory (Transformer-XL).
     """
 
     module: nn.Module
@@ -52,6 +59,7 @@ class StagedModel:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     split_batch: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]] = split_pairs
     positions_dim: int | None = None
+    remember: Callable[[torch.Tensor, Any], tuple] | None = None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:

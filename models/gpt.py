@@ -43,7 +43,8 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, past: LayerCache | None = None, prefix: LayerCache | None = None
                 ) -> tuple[torch.Tensor, LayerCache]:
-        """`past`: each row's own cached keys/values; `prefix`: a batch-1 cache that every row attends to first.
+        """`past`: each row's own cached keys/values; `prefix`: a cache every row attends to first (one row that
+        all share, or one per row).
 
         Returns the output and the rows' own keys/values (past and new; the shared prefix is not copied in).
         """
@@ -65,20 +66,28 @@ class CausalSelfAttention(nn.Module):
 
 
 def _attend_after_prefix(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix: LayerCache) -> torch.Tensor:
-    """Attention over a shared batch-1 prefix and then each row's own keys (causal among the last T).
+    """Attention over a prefix and then each row's own keys (causal among the last T). The prefix is one row that
+    every row shares, or one per row; it is never copied or concatenated.
 
-    The rows' queries are folded into one matrix against the prefix, so the prefix is never copied per row.
+    A shared prefix meets the rows' queries folded into one matrix.
     """
     B, H, T, D = q.shape
-    pk, pv = prefix[0][0], prefix[1][0]  # (H, P, D)
-    P, S = pk.shape[1], k.shape[2]
+    P, S = prefix[0].shape[2], k.shape[2]
     scale = 1.0 / math.sqrt(D)
-    folded = q.transpose(0, 1).reshape(H, B * T, D)
-    on_prefix = (folded @ pk.transpose(1, 2)).view(H, B, T, P).transpose(0, 1) * scale
+    shared = prefix[0].shape[0] == 1 < B
+    if shared:
+        pk, pv = prefix[0][0], prefix[1][0]  # (H, P, D)
+        folded = q.transpose(0, 1).reshape(H, B * T, D)
+        on_prefix = (folded @ pk.transpose(1, 2)).view(H, B, T, P).transpose(0, 1) * scale
+    else:
+        on_prefix = q @ prefix[0].transpose(2, 3) * scale
     on_own = (q @ k.transpose(2, 3) * scale).masked_fill(~_offset_causal_mask(T, S, q.device), -math.inf)
     weights = torch.cat((on_prefix, on_own), dim=-1).softmax(dim=-1)
     w_prefix, w_own = weights.split((P, S), dim=-1)
-    from_prefix = (w_prefix.transpose(0, 1).reshape(H, B * T, P) @ pv).view(H, B, T, D).transpose(0, 1)
+    if shared:
+        from_prefix = (w_prefix.transpose(0, 1).reshape(H, B * T, P) @ pv).view(H, B, T, D).transpose(0, 1)
+    else:
+        from_prefix = w_prefix @ prefix[1]
     return from_prefix + w_own @ v
 
 
@@ -174,12 +183,6 @@ class GPT(nn.Module):
             elif parts[0] != "ln_f":
                 return 0
         return first
-
-    def keys_values_unchanged_by(self, names: Iterable[str]) -> bool:
-        """Whether changing these parameters leaves every layer's keys and values as they were: true when all of
-        them act after the last attention (the last block's ln_2 and MLP, ln_f; not the tied embedding)."""
-        last = f"blocks.{self.config.n_layer - 1}."
-        return all(name.startswith("ln_f.") or name.startswith((last + "ln_2.", last + "mlp.")) for name in names)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self(idx)

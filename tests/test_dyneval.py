@@ -73,3 +73,25 @@ def test_a_tied_output_matrix_trains_from_the_head_alone():
     wte = model.wte.weight.detach().clone().requires_grad_(True)
     torch.nn.functional.cross_entropy((hidden.detach() @ wte.t())[0], batch[0, -4:]).backward()
     assert torch.allclose(grads["wte.weight"], wte.grad, atol=1e-6)
+
+
+def test_an_embedding_gradient_kept_factored_steps_as_the_dense_one_would():
+    """The tied embedding's gradient stays as looked-up rows and thin products; expanded block by block (here more
+    rows than one block), the step equals dynamic evaluation on the dense gradient."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=1200, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    reference = _reference(model)
+    scheme = UpdateScheme("embedding", (PartRule(("wte",), weight=1.0),), remember_context=True)
+    batch = torch.randint(0, 1200, (1, 13), generator=torch.Generator().manual_seed(2))
+    config = OptimizerConfig(kind="dyneval", lr=1e-2)
+    with compile_plan(staged_lm(model), scheme, config, reference=reference) as plan:
+        assert set(plan.factored) == {"wte.weight"}
+        _, grads = plan.gradients(batch, positions=4)
+        expected = torch.nn.Parameter(model.wte.weight.detach().clone())
+        expected.grad = grads["wte.weight"]
+        DynamicEvalSGD([expected], [reference.tensor("wte.weight")], lr=1e-2, decay=0.0).step()
+        plan.step(batch, positions=4)
+        torch.testing.assert_close(model.wte.weight.detach(), expected.detach(), atol=1e-6, rtol=1e-5)
+        dense = model.wte.weight.numel() * 4
+        assert 0 < plan.memory().gradient_bytes < dense  # four positions' parts and one block, not the matrix
+    assert "forward" not in model.wte.__dict__ and "forward" not in model.lm_head.__dict__  # given back on close

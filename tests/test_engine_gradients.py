@@ -27,13 +27,21 @@ def _give_lora_a_nonzero_b(plan):
     plan.load_delta(delta)
 
 
-def _reference_gradients(plan, base, loss_of_model):
+def _detach_first(positions):
+    return lambda m, inputs, out: torch.cat((out[:, :positions].detach(), out[:, positions:]), dim=1)
+
+
+def _reference_gradients(plan, base, loss_of_model, remembered=0):
     """Plain autograd on a copy of the untouched model, every parameter trainable, LoRA as explicit hooks. A weight
     tied to a module before the plan's cut (the embedding, when only the output projection is selected) trains from
-    the selected use alone: the reference's earlier use reads a detached copy."""
+    the selected use alone: the reference's earlier use reads a detached copy. With a remembered context, the first
+    `remembered` positions' queries, keys and values are detached in every attention."""
     reference = copy.deepcopy(base).requires_grad_(True)
     if plan.cut > 0 and hasattr(reference, "wte"):
         reference.wte.register_forward_hook(lambda m, inputs, out: F.embedding(inputs[0], m.weight.detach()))
+    if plan.scheme.remember_context:
+        for block in reference.blocks:
+            block.attn.c_attn.register_forward_hook(_detach_first(remembered))
     lora = {}
     for path, adapter in plan.adapters.items():
         if hasattr(adapter, "lora_a"):
@@ -80,7 +88,9 @@ def test_lm_gradients_equal_plain_autograd(scheme):
     base = copy.deepcopy(model)
     with compile_plan(staged_lm(model), scheme) as plan:
         _give_lora_a_nonzero_b(plan)
-        reference = _reference_gradients(plan, base, _lm_loss(scheme, batch))
+        positions = batch.shape[1] - 1
+        remembered = positions - scheme.loss_positions(positions)
+        reference = _reference_gradients(plan, base, _lm_loss(scheme, batch), remembered)
         plan.gradients(batch)  # fills the prefix cache; the next call reads from it
         _assert_same(plan.gradients(batch), reference)
 

@@ -101,8 +101,8 @@ def test_a_segments_loss_is_recorded_before_any_update_that_saw_it(tmp_path):
     step = plan.step
 
     def recording(batch, *args, positions=None, **kwargs):
-        row = batch[0].tolist()
-        steps.append(learner._losses([row], positions)[0])  # the weights as they are before this step
+        # the weights as they are before this step (the context as the plan remembers it, from earlier weights)
+        steps.append(plan.evaluate_rows(batch, positions=positions)[0])
         return step(batch, *args, positions=positions, **kwargs)
 
     plan.step = recording
