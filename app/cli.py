@@ -321,9 +321,8 @@ def _cmd_search_scheme(args: argparse.Namespace) -> int:
 
     if not Path(args.users).exists():
         return _fail(f"no such users file: {args.users}")
-    tokenizer = Tokenizer(TOKENIZER_PATH)
-    users = user_texts(args.users, tokenizer, args.limit, args.chars)
-    table, result = search(args.model, tokenizer, users, args.budget_kb * 1024)
+    users = user_texts(args.users, Tokenizer(TOKENIZER_PATH), args.skip, args.limit, args.chars)
+    table, result = search(args.model, users, args.budget_kb * 1024, args.tokens)
     write_results(table, result, Path(args.out) if args.out else SCHEMES_DIR / "sparse.json", Path(args.docs))
     print(f"{result.method} search over {result.sets_planned} planned sets: {', '.join(c.candidate.name for c in result.chosen)}")
     print(f"estimated gain {result.estimated_gain:.4f} nats/token, measured {result.measured_gain:.4f}; "
@@ -463,9 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search-scheme", help="contribution analysis and search for the sparse update scheme")
     p.add_argument("--budget-kb", type=int, required=True, help="training-memory budget of the scheme")
-    p.add_argument("--users", required=True, help="users .jsonl.xz file (earlier text trains, later text measures)")
-    p.add_argument("--limit", type=int, default=8, help="users to use")
+    p.add_argument("--users", required=True, help="users .jsonl.xz file (each user's stream is learned test-then-train)")
+    p.add_argument("--skip", type=int, default=20, help="users to pass over first (20: not the evaluation users)")
+    p.add_argument("--limit", type=int, default=4, help="users to use")
     p.add_argument("--chars", type=int, default=20_000, help="characters per user")
+    p.add_argument("--tokens", type=int, default=2400, help="tokens of each user's stream each candidate learns")
     p.add_argument("--out", help="scheme JSON to write (default: the shipped models/schemes/sparse.json)")
     p.add_argument("--docs", default="docs", help="where the contribution table and plot go")
     p.set_defaults(func=_cmd_search_scheme)

@@ -27,6 +27,7 @@ from engine.dyneval import ModelReference
 from engine.lm import staged_lm
 from engine.optimizer import OptimizerConfig
 from engine.plan import TrainPlan, compile_plan
+from engine.segments import Windowing, rows_after
 from models import SCHEMES_DIR
 from models.gpt import GPT
 from models.grad_stats import GradStats
@@ -112,13 +113,6 @@ def per_token(scores: Iterable[SegmentScore], which: str) -> float:
     return sum(s.tokens * getattr(s, which) for s in scores) / max(sum(s.tokens for s in scores), 1)
 
 
-def segment_bounds(count: int, segment: int) -> list[tuple[int, int]]:
-    """`count` tokens cut into the fewest near-equal segments of at most `segment` tokens."""
-    parts = max(1, math.ceil(count / segment))
-    cuts = [round(i * count / parts) for i in range(parts + 1)]
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
-
-
 class Learner:
     """Trains a private copy of `model`; kept rounds are handed to `publish` (parameter name -> new value), and the
     sentences they took in to `absorb` (with learning off, every sentence is); those of rolled-back rounds to `reject`.
@@ -134,8 +128,7 @@ class Learner:
         self.config = config or LearnerConfig()
         if self.config.segment + self.config.context > model.config.block_size:
             raise ValueError("segment + context tokens must fit the model's block size")
-        if not 0 < self.config.context_keep <= self.config.context:
-            raise ValueError("context_keep must be between 1 and context")
+        self.windowing = Windowing(self.config.segment, self.config.context, self.config.context_keep)
         self.tokenizer = tokenizer
         self.publish = publish or (lambda tensors: None)
         self.absorb = absorb or (lambda sentences: None)
@@ -301,16 +294,8 @@ class Learner:
         return (time.perf_counter() - start) * 1000
 
     def _segments(self, window: list[int], sentence: str) -> list[tuple[list[int], int]]:
-        """The sentence's training rows: each ends with one segment after the text before it in the window, and says
-        how many newest tokens are the segment's. A segment that would not fit first cuts the window to its newest
-        `context_keep` tokens, so consecutive rows begin alike (a remembered context is extended, not rebuilt)."""
-        new, rows = self.tokenizer.encode(sentence), []
-        for a, b in segment_bounds(len(new), self.config.segment):
-            if len(window) + (b - a) > self.config.context + self.config.segment + 1:
-                window = window[-self.config.context_keep:]
-            window = window + new[a:b]
-            rows.append((window, b - a))
-        return rows
+        """The sentence's training rows after the window (engine/segments.py)."""
+        return rows_after(window, self.tokenizer.encode(sentence), self.windowing)
 
     def _learn_segment(self, plan: TrainPlan, row: list[int], n: int) -> SegmentScore:
         """One step on the segment; its loss, computed before the update, is the prequential score."""

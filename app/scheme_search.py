@@ -1,44 +1,51 @@
 """`pocketkb search-scheme`: contribution analysis and scheme search for the shipped model on users' own text.
 
-Each user's earlier text is what the candidates train on, the later text what their gain is measured on.
+Each candidate learns each user's stream test-then-train, by the sparse mode's update rule, as the learner would.
 """
 from __future__ import annotations
 
+import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from app.learner import LearnerConfig
+from app.modes import mode
 from engine.contribution import AnalysisConfig, ContributionAnalysis, UserText
 from engine.contribution_plot import contribution_svg
+from engine.dyneval import ModelReference
 from engine.lm import staged_lm
 from engine.search import SearchResult, analyse_and_search
-from models.checkpoint import load_model
+from engine.segments import Windowing
+from models.checkpoint import load_model, weights_sha256
 from models.corpus import read_users
+from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
 from models.progress import Progress
 from models.tokenizer import BOS_ID, Tokenizer
 
 
-def user_texts(users_file: str | Path, tokenizer: Tokenizer, limit: int, chars: int, later_fraction: float = 0.25
-               ) -> list[UserText]:
-    """The first `limit` users, `chars` characters each in date order, split into earlier and later text."""
-    out = []
-    for user in read_users(users_file, limit=limit):
-        text = " ".join(user.posts)[:chars]
-        cut = text.rfind(" ", 0, int(len(text) * (1 - later_fraction)))
-        earlier, later = ([BOS_ID] + tokenizer.encode(part.strip()) for part in (text[:cut], text[cut:]))
-        out.append(UserText(user.user, torch.tensor(earlier), torch.tensor(later)))
-    return out
+def user_texts(users_file: str | Path, tokenizer: Tokenizer, skip: int, limit: int, chars: int) -> list[UserText]:
+    """Users `skip` .. `skip + limit` of the file, `chars` characters each in date order, as token streams."""
+    users = itertools.islice(read_users(users_file, limit=skip + limit), skip, None)
+    return [UserText(u.user, torch.tensor([BOS_ID] + tokenizer.encode(" ".join(u.posts)[:chars]))) for u in users]
 
 
-def search(model_dir: str | Path, tokenizer: Tokenizer, users: list[UserText], budget_bytes: int
+def search(model_dir: str | Path, users: list[UserText], budget_bytes: int, tokens: int
            ) -> tuple[list, SearchResult]:
+    """Candidates learn by the `sparse` mode's rule and learning rate, with the base model's gradient statistics, in
+    the learner's segments and windows (its context cut to the model's block size)."""
     torch.set_num_threads(1)
-
-    def factory():
-        return staged_lm(load_model(model_dir))
-
-    analysis = ContributionAnalysis(factory, users, AnalysisConfig())
+    base = load_model(model_dir)
+    stats = load_grad_stats(Path(model_dir) / GRAD_STATS_FILE, weights_sha256(model_dir))
+    reference = ModelReference({name: p.detach().clone() for name, p in base.named_parameters()},
+                               {name: stats.factors(name) for name in stats.names()})
+    learner = LearnerConfig()
+    context = min(learner.context, base.config.block_size - learner.segment)
+    windowing = Windowing(learner.segment, context, min(learner.context_keep, context))
+    config = replace(AnalysisConfig(), windowing=windowing, tokens=tokens, optimizer=mode("sparse").optimizer())
+    analysis = ContributionAnalysis(lambda: staged_lm(load_model(model_dir)), users, config, reference)
     bar = Progress(1, "contribution analysis", " candidates")
 
     def progress(done: int, total: int, name: str) -> None:

@@ -1,29 +1,34 @@
-"""Contribution analysis: each candidate part of a model fine-tuned alone on users' earlier text, and its gain.
+"""Contribution analysis: each candidate part of a model learned alone, test-then-train, on users' streams.
 
-The gain is measured on the same users' later text; each candidate's planned training memory goes with it.
+A candidate's gain is what its personal model saves on each segment before learning it, against the base model
+(prequential nats/token); its training memory, measured by one step of a segment, goes with it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
+from engine.dyneval import ModelReference
 from engine.optimizer import OptimizerConfig
 from engine.plan import compile_plan
 from engine.scheme import PartRule, UpdateScheme
+from engine.segments import Windowing, rows_after
 from engine.staged import StagedModel
 
 ModelFactory = Callable[[], StagedModel]
+Row = tuple[list[int], int]  # tokens, and how many newest of them are the segment's
 
 
 @dataclass(frozen=True)
 class UserText:
-    """One user's tokens in time order: `earlier` to train on, `later` to measure on (1-D token id tensors)."""
+    """One user's tokens in time order (a 1-D token id tensor)."""
 
     name: str
-    earlier: torch.Tensor
-    later: torch.Tensor
+    tokens: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,13 @@ class AnalysisConfig:
     tensor_kinds: tuple[str, ...] = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
     channel_ratios: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
     head_modules: tuple[str, ...] = ("ln_f",)    # trained with the biases, by depth
-    steps: int = 20
-    batch_rows: int = 8
-    sequence_length: int = 64
-    eval_windows: int = 16
+    embedding: tuple[str, ...] = ("wte", "lm_head")  # one candidate each: the matrix through that module
+    lr_scales: tuple[float, ...] = (1.0, 10.0)   # each candidate at each multiple of the mode's learning rate
+    windowing: Windowing = field(default_factory=Windowing)
+    tokens: int = 2400                           # of each user's stream, learned segment by segment
     loss_last_fraction: float = 0.25
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
-    seed: int = 0
+    remember_context: bool = True
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(kind="dyneval", lr=3e-6))
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,8 @@ class Candidate:
 @dataclass(frozen=True)
 class Contribution:
     candidate: Candidate
-    gain: float             # mean drop of the later text's loss, nats per token, over users
-    training_bytes: int     # planned saved activations + gradients + optimizer state, trained alone
+    gain: float             # mean prequential gain over the base model, nats per token, over users
+    training_bytes: int     # measured saved activations + gradients + optimizer state, learned alone
 
     def to_dict(self) -> dict:
         return {"name": self.candidate.name, "group": self.candidate.group, "gain": self.gain,
@@ -61,80 +66,87 @@ class Contribution:
 
 
 def candidates(n_blocks: int, config: AnalysisConfig) -> list[Candidate]:
-    """Block x tensor kind x channel ratio, and the biases (with normalization vectors) of the last d blocks."""
-    found = []
+    """Block x tensor kind x channel ratio, the biases (with normalization vectors) of the last d blocks, and the
+    embedding matrix through each module in `config.embedding` (a tied matrix: both uses, or the output's alone);
+    each at every learning-rate scale of `config.lr_scales`."""
+    parts = []
     for block in range(n_blocks):
         relative = str(block - n_blocks)
         for kind in config.tensor_kinds:
             for ratio in config.channel_ratios:
-                found.append(Candidate(f"blocks[{relative}].{kind} {ratio:g} of channels", f"blocks[{relative}].{kind}",
-                                       (PartRule((kind,), blocks=relative, weight=ratio),)))
+                parts.append((f"blocks[{relative}].{kind} {ratio:g} of channels", f"blocks[{relative}].{kind}",
+                              (PartRule((kind,), blocks=relative, weight=ratio),)))
     for depth in range(1, n_blocks + 1):
         rules = (PartRule(blocks=f"-{depth}:", bias=True),)
         if config.head_modules:
             rules += (PartRule(config.head_modules, bias=True),)
-        found.append(Candidate(f"biases of the last {depth} block(s)", "biases", rules))
-    return found
+        parts.append((f"biases of the last {depth} block(s)", "biases", rules))
+    for module in config.embedding:
+        parts.append((f"the embedding matrix through {module}", "embedding", (PartRule((module,), weight=1.0),)))
+    return [Candidate(name if scale == 1 else f"{name}, {scale:g}x lr", group,
+                      tuple(replace(rule, lr_scale=scale) for rule in rules))
+            for name, group, rules in parts for scale in config.lr_scales]
 
 
-def scheme_of(name: str, chosen: list[Candidate], config: AnalysisConfig) -> UpdateScheme:
-    return UpdateScheme(name, tuple(rule for c in chosen for rule in c.rules),
-                        loss_last_fraction=config.loss_last_fraction)
+def scheme_of(name: str, chosen: list[Candidate], config: AnalysisConfig, description: str = "") -> UpdateScheme:
+    return UpdateScheme(name, tuple(rule for c in chosen for rule in c.rules), config.loss_last_fraction,
+                        description, remember_context=config.remember_context)
 
 
-def windows(tokens: torch.Tensor, length: int) -> torch.Tensor:
-    """Non-overlapping rows of `length` + 1 tokens (inputs and next-token targets)."""
-    count = (len(tokens) - 1) // length
-    return torch.stack([tokens[i * length:(i + 1) * length + 1] for i in range(count)])
-
-
-def _training_batches(tokens: torch.Tensor, config: AnalysisConfig) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(config.seed)
-    length = config.sequence_length + 1
-    starts = torch.randint(0, len(tokens) - length + 1, (config.steps, config.batch_rows), generator=generator)
-    return [torch.stack([tokens[s:s + length] for s in row.tolist()]) for row in starts]
+def stream_rows(tokens: torch.Tensor, config: AnalysisConfig) -> list[Row]:
+    """The first `config.tokens` of a stream as test-then-train rows (the first token is only context)."""
+    ids = tokens[:config.tokens].tolist()
+    return rows_after(ids[:1], ids[1:], config.windowing)
 
 
 @torch.no_grad()
-def text_loss(staged: StagedModel, rows: torch.Tensor) -> float:
-    inputs, targets = staged.split_batch(rows)
-    return staged.loss(staged.forward(inputs), targets).item()
-
-
-def planned_training_bytes(staged: StagedModel, scheme: UpdateScheme, batch: torch.Tensor) -> int:
-    """Planned training memory of `scheme` on `batch`: saved activations + gradients + optimizer state."""
-    with compile_plan(staged, scheme) as plan:
-        memory = plan.memory(batch)
-        return memory.planned_saved_bytes + memory.gradient_bytes + memory.optimizer_bytes
+def segment_losses(staged: StagedModel, rows: list[Row]) -> list[float]:
+    """Each row's summed loss over its segment, by the model as it is."""
+    out = []
+    for row, n in rows:
+        inputs, targets = staged.split_batch(torch.tensor([row]))
+        out.append(staged.loss(staged.forward(inputs)[:, -n:], targets[:, -n:]).item() * n)
+    return out
 
 
 class ContributionAnalysis:
-    """Gains of candidates fine-tuned alone, each on a fresh model from `factory`, averaged over `users`."""
+    """Gains of candidates learned alone, each on a fresh model from `factory`, averaged over `users`.
 
-    def __init__(self, factory: ModelFactory, users: list[UserText], config: AnalysisConfig):
-        for user in users:
-            if len(user.earlier) <= config.sequence_length + 1 or len(user.later) <= config.sequence_length + 1:
-                raise ValueError(f"user {user.name}: too little text for windows of {config.sequence_length}")
-        self.factory, self.users, self.config = factory, users, config
-        self._batches = [_training_batches(u.earlier, config) for u in users]
-        self._later = [windows(u.later, config.sequence_length)[:config.eval_windows] for u in users]
-        self._before = [text_loss(factory(), rows) for rows in self._later]
+    `reference` (the base weights and their gradient statistics) is what a dynamic-evaluation optimizer needs.
+    """
+
+    def __init__(self, factory: ModelFactory, users: list[UserText], config: AnalysisConfig,
+                 reference: ModelReference | None = None):
+        self.factory, self.config, self.reference = factory, config, reference
+        self._rows = [stream_rows(u.tokens, config) for u in users]
+        for user, rows in zip(users, self._rows):
+            if len(rows) < 2:
+                raise ValueError(f"user {user.name}: too little text for test-then-train segments")
+        base = factory()
+        self._base = [sum(segment_losses(base, rows)) for rows in self._rows]
+        self._tokens = [sum(n for _, n in rows) for rows in self._rows]
         self._memory_model = factory()
+        self._memory_row = max(self._rows[0], key=lambda r: len(r[0]))
 
     def gain(self, scheme: UpdateScheme) -> float:
+        """Mean over users of base minus personal nats/token, each segment scored by the step that learns it
+        (before its update); a diverging candidate gains minus infinity."""
         gains = []
-        for batches, later, before in zip(self._batches, self._later, self._before):
-            staged = self.factory()
-            with compile_plan(staged, scheme, self.config.optimizer) as plan:
-                for batch in batches:
-                    plan.step(batch)
-            gains.append(before - text_loss(staged, later))
-        return sum(gains) / len(gains)
+        for rows, base, tokens in zip(self._rows, self._base, self._tokens):
+            with compile_plan(self.factory(), scheme, self.config.optimizer, reference=self.reference) as plan:
+                personal = sum(plan.step(torch.tensor([row]), positions=n).loss * n for row, n in rows)
+            gains.append((base - personal) / tokens)
+        mean = sum(gains) / len(gains)
+        return mean if math.isfinite(mean) else -math.inf
 
     def training_bytes(self, chosen: list[Candidate]) -> int:
-        """Planned training memory of the candidates trained together, on a batch of the analysis' shape."""
+        """Training memory of the candidates learned together, measured by one step of the longest segment row:
+        saved activations + gradients + optimizer state."""
         scheme = scheme_of("candidates", chosen, self.config)
-        return planned_training_bytes(self._memory_model, scheme, self._batches[0][0])
+        row, n = self._memory_row
+        with compile_plan(self._memory_model, scheme, self.config.optimizer, reference=self.reference) as plan:
+            plan.step(torch.tensor([row]), positions=n)
+            return plan.memory().training_bytes
 
     def run(self, progress: Callable[[int, int, str], None] | None = None) -> list[Contribution]:
         found = candidates(len(self._memory_model.block_paths), self.config)

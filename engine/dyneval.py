@@ -53,7 +53,8 @@ class DynamicEvalSGD(torch.optim.Optimizer):
     """
 
     def __init__(self, params: list[torch.Tensor], references: list[TensorReference], lr: float, decay: float,
-                 eps_share: float = 0.1, factored: dict[int, FactoredGradient] | None = None):
+                 eps_share: float = 0.1, factored: dict[int, FactoredGradient] | None = None,
+                 scales: list[float] | None = None):
         if len(params) != len(references):
             raise ValueError("dynamic evaluation needs one reference per trained tensor")
         for p, ref in zip(params, references):
@@ -62,6 +63,7 @@ class DynamicEvalSGD(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "decay": decay})
         self.references = {id(p): ref for p, ref in zip(params, references)}
         self.factored = factored or {}  # by id(p): a gradient kept factored, expanded block by block here
+        self.scales = {id(p): s for p, s in zip(params, scales or [1.0] * len(params))}  # multiples of lr
         count = sum(p.numel() for p in params)
         self.mean_rms = sum(ref.rms_sum() for ref in references) / max(count, 1)
         self.eps = eps_share * self.mean_rms
@@ -71,13 +73,13 @@ class DynamicEvalSGD(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, decay = group["lr"], group["decay"]
             for p in group["params"]:
-                ref, factored = self.references[id(p)], self.factored.get(id(p))
+                ref, factored, step = self.references[id(p)], self.factored.get(id(p)), lr * self.scales[id(p)]
                 for start, stop in ref.chunks():
                     rows = p[start:stop]
                     rms = ref.rms(start, stop)
                     grad = factored.block(start, stop) if factored else p.grad
                     if grad is not None:
-                        rows.addcdiv_(grad if factored else grad[start:stop], rms + self.eps, value=-lr)
+                        rows.addcdiv_(grad if factored else grad[start:stop], rms + self.eps, value=-step)
                     if decay > 0:
                         pull = torch.pow(1 - decay, rms.div_(self.mean_rms).clamp_(min=1e-6)).neg_().add_(1)
                         rows.lerp_(ref.base[start:stop], pull)  # exact at a pull of 1

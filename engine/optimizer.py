@@ -40,17 +40,22 @@ class OptimizerConfig:
             raise ValueError(f"decay must be in [0, 1], not {self.decay}")
 
     def build(self, params: Iterable[torch.Tensor], references: list[TensorReference] | None = None,
-              factored: dict[int, FactoredGradient] | None = None) -> torch.optim.Optimizer:
+              factored: dict[int, FactoredGradient] | None = None, scales: list[float] | None = None
+              ) -> torch.optim.Optimizer:
         """`references` (dyneval only): each tensor's base value and gradient statistics, in the order of `params`;
-        `factored` (dyneval only): gradients kept factored, by the id of their tensor."""
+        `factored` (dyneval only): gradients kept factored, by the id of their tensor; `scales`: each tensor's
+        multiple of the learning rate (default 1)."""
         params = list(params)
+        scales = scales or [1.0] * len(params)
         if self.kind == "dyneval":
             if references is None:
                 raise ValueError("dynamic evaluation needs the base weights and their gradient statistics")
-            return DynamicEvalSGD(params, references, self.lr, self.decay, self.eps_share, factored)
+            return DynamicEvalSGD(params, references, self.lr, self.decay, self.eps_share, factored, scales)
+        groups = [{"params": [p for p, s in zip(params, scales) if s == scale], "lr": self.lr * scale}
+                  for scale in dict.fromkeys(scales)]
         if self.kind == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, betas=(self.beta1, 0.999), weight_decay=self.weight_decay)
-        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+            return torch.optim.AdamW(groups, lr=self.lr, betas=(self.beta1, 0.999), weight_decay=self.weight_decay)
+        return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     @property
     def takes_factored(self) -> bool:

@@ -57,6 +57,7 @@ class TrainPlan:
         self.int8: dict[str, Int8Weight] = {}
         self._selected: set[int] = set()  # the modules the scheme selects (a tied weight trains through these only)
         self.factored: dict[str, FactoredGradient] = {}
+        self.lr_scales: dict[str, float] = {}  # trained tensor -> its rule's learning-rate scale
         self._routed: list[nn.Module] = []
         try:
             self._attach(resolve(scheme, staged))
@@ -100,13 +101,17 @@ class TrainPlan:
                 p = getattr(m, name, None)
                 if isinstance(p, nn.Parameter):
                     p.requires_grad_(True)
-                    self.trainable.setdefault(self._parameter_name(p), p)
+                    name = self._parameter_name(p)
+                    self.trainable.setdefault(name, p)
+                    self.lr_scales[name] = max(self.lr_scales.get(name, 0.0), update.lr_scale)
             if 0.0 < update.weight < 1.0 or update.lora_rank:
                 if id(m.weight) in shared:
                     raise ValueError(f"{path}.weight is shared with another module; it can only train whole")
                 adapter = PartialChannels(m, update.weight) if update.weight else Lora(m, update.lora_rank)
                 self.adapters[path] = adapter
-                self.trainable.update({f"{path}.{k}": v for k, v in adapter.trainable().items()})
+                for k, v in adapter.trainable().items():
+                    self.trainable[f"{path}.{k}"] = v
+                    self.lr_scales[f"{path}.{k}"] = update.lr_scale
 
     def _hold_frozen_as_int8(self) -> None:
         shared = shared_parameters(self.staged.module)
@@ -156,13 +161,14 @@ class TrainPlan:
             raise ValueError("every stage that mixes positions needs `run_after` to run after a memory")
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
+        scales = [self.lr_scales[name] for name in self.trainable]
         if self.optimizer_config.kind != "dyneval":
-            return self.optimizer_config.build(self.trainable.values())
+            return self.optimizer_config.build(self.trainable.values(), scales=scales)
         if self.reference is None:
             raise ValueError("a dynamic-evaluation plan needs the base weights and their gradient statistics")
         factored = {id(self.trainable[name]): sink for name, sink in self.factored.items()}
         return self.optimizer_config.build(self.trainable.values(), [self._reference(n) for n in self.trainable],
-                                           factored)
+                                           factored, scales)
 
     def _reference(self, name: str) -> TensorReference:
         """The base value and gradient statistics of trained tensor `name` (a parameter, or a split weight's columns)."""

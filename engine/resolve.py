@@ -17,13 +17,15 @@ NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.BatchNorm1d, nn.BatchNorm2d,
 
 @dataclass
 class ModuleUpdate:
-    """The union of every rule that selects one module."""
+    """The union of every rule that selects one module (the largest learning-rate scale among them)."""
 
     bias: bool = False
     weight: float = 0.0
     lora_rank: int = 0
+    lr_scale: float = 0.0
 
     def add(self, rule: PartRule) -> None:
+        self.lr_scale = max(self.lr_scale, rule.lr_scale)
         self.bias |= rule.bias
         self.weight = max(self.weight, rule.weight)
         self.lora_rank = max(self.lora_rank, rule.lora_rank)

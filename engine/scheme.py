@@ -18,7 +18,8 @@ class PartRule:
     against paths in the whole model ("ln_f", "*").
     `bias` trains biases, and both affine vectors of normalization layers. `weight` is the fraction of the
     weight's input channels that train (0 frozen, 1 all; between, Linear only). `lora_rank` adds a LoRA
-    adapter of that rank to a Linear whose weight is otherwise frozen.
+    adapter of that rank to a Linear whose weight is otherwise frozen. `lr_scale` multiplies the update mode's
+    learning rate for what the rule trains (a few tensors learning alone take larger steps than a whole model can).
     """
 
     modules: tuple[str, ...] = ("*",)
@@ -26,9 +27,12 @@ class PartRule:
     bias: bool = False
     weight: float = 0.0
     lora_rank: int = 0
+    lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modules", tuple(self.modules))
+        if not self.lr_scale > 0:
+            raise ValueError(f"lr_scale must be positive, not {self.lr_scale}")
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"weight fraction must be in [0, 1], not {self.weight}")
         if self.lora_rank < 0:

@@ -115,10 +115,10 @@ def search_scheme(table: list[Contribution], budget_bytes: int, cost_of: Callabl
     if space.cost(best) > budget_bytes:
         best = tuple(0 for _ in space.groups)
     chosen = space.chosen(best)
-    scheme = scheme_of(name, [c.candidate for c in chosen], analysis)
-    description = f"searched: best summed gain under {budget_bytes / 1024:.0f} KiB of training memory"
-    return SearchResult(UpdateScheme(scheme.name, scheme.rules, scheme.loss_last_fraction, description),
-                        tuple(chosen), space.gain(best), space.cost(best), budget_bytes,
+    description = (f"searched: best summed prequential gain under {budget_bytes / 1024:.0f} KiB of training memory: "
+                   + (", ".join(c.candidate.name for c in chosen) or "nothing helped"))
+    scheme = scheme_of(name, [c.candidate for c in chosen], analysis, description)
+    return SearchResult(scheme, tuple(chosen), space.gain(best), space.cost(best), budget_bytes,
                         "exact" if exact else "evolutionary", len(space.costs))
 
 

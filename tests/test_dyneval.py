@@ -95,3 +95,22 @@ def test_an_embedding_gradient_kept_factored_steps_as_the_dense_one_would():
         dense = model.wte.weight.numel() * 4
         assert 0 < plan.memory().gradient_bytes < dense  # four positions' parts and one block, not the matrix
     assert "forward" not in model.wte.__dict__ and "forward" not in model.lm_head.__dict__  # given back on close
+
+
+@pytest.mark.parametrize("kind", ["dyneval", "sgd"])
+def test_a_rules_lr_scale_multiplies_the_step_of_what_it_trains(kind):
+    moves = []
+    for scale in (1.0, 10.0):
+        model = _tiny()
+        before = {k: p.detach().clone() for k, p in model.named_parameters()}
+        scheme = UpdateScheme("two", (PartRule(("mlp.c_fc",), blocks="-1", weight=1.0, lr_scale=scale),
+                                      PartRule(("ln_f",), bias=True)))
+        config = OptimizerConfig(kind=kind, lr=1e-3, momentum=0.0)
+        with compile_plan(staged_lm(model), scheme, config, reference=_reference(model)) as plan:
+            plan.step(torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(5)))
+        params = dict(model.named_parameters())
+        moves.append({k: (params[k] - before[k]).detach() for k in ("blocks.1.mlp.c_fc.weight", "ln_f.bias")})
+    torch.testing.assert_close(moves[1]["blocks.1.mlp.c_fc.weight"], 10 * moves[0]["blocks.1.mlp.c_fc.weight"])
+    torch.testing.assert_close(moves[1]["ln_f.bias"], moves[0]["ln_f.bias"])  # the other rule keeps its rate
+    with pytest.raises(ValueError, match="lr_scale"):
+        PartRule(bias=True, lr_scale=0.0)

@@ -1,28 +1,30 @@
 """Contribution analysis and scheme search on tiny synthetic users: gains, memory budgets, exact vs evolutionary."""
 import json
+from dataclasses import replace
 import xml.etree.ElementTree as ET
 
 import torch
 
-from engine.contribution import AnalysisConfig, Candidate, Contribution, ContributionAnalysis, UserText
+from engine.contribution import AnalysisConfig, Candidate, Contribution, ContributionAnalysis, UserText, candidates
 from engine.contribution_plot import contribution_svg
 from engine.lm import staged_lm
 from engine.optimizer import OptimizerConfig
 from engine.scheme import PartRule, UpdateScheme
 from engine.search import SearchConfig, analyse_and_search, search_scheme
+from engine.segments import Windowing
 from test_engine_fixtures import TINY, tiny_gpt
 
-CONFIG = AnalysisConfig(tensor_kinds=("mlp.c_fc",), channel_ratios=(0.5, 1.0), steps=6, batch_rows=4,
-                        sequence_length=16, eval_windows=4, optimizer=OptimizerConfig(lr=1e-2))
+CONFIG = AnalysisConfig(tensor_kinds=("mlp.c_fc",), channel_ratios=(0.5, 1.0),
+                        windowing=Windowing(segment=4, context=20, keep=12), tokens=200,
+                        lr_scales=(1.0,), optimizer=OptimizerConfig(lr=1e-2))
 
 
 def _user(name: str, seed: int) -> UserText:
-    """A user who keeps typing the same few phrases: fine-tuning on the earlier part helps on the later part."""
+    """A user who keeps typing the same few phrases: learning the earlier text helps on the later."""
     generator = torch.Generator().manual_seed(seed)
     phrases = torch.randint(0, TINY.vocab_size, (3, 8), generator=generator)
-    order = torch.randint(0, 3, (40,), generator=generator)
-    tokens = phrases[order].flatten()
-    return UserText(name, tokens[:200], tokens[200:])
+    order = torch.randint(0, 3, (30,), generator=generator)
+    return UserText(name, phrases[order].flatten())
 
 
 def _analysis() -> ContributionAnalysis:
@@ -32,12 +34,13 @@ def _analysis() -> ContributionAnalysis:
 def test_analysis_measures_every_candidate_and_search_respects_the_budget():
     analysis = _analysis()
     table, result = analyse_and_search(analysis, budget_bytes=10**9)
-    assert len(table) == 3 * 2 + 3
+    assert len(table) == 3 * 2 + 3 + 2  # channels per block, biases by depth, the embedding through either use
     assert max(c.gain for c in table) > 0.05
     assert result.method == "exact" and result.training_bytes <= result.budget_bytes
     assert result.estimated_gain == sum(c.gain for c in result.chosen) > 0
     assert result.measured_gain > 0
     assert UpdateScheme.from_json(result.scheme.to_json()) == result.scheme
+    assert result.scheme.remember_context  # learned as the learner learns: a step on its segment alone
     assert json.loads(json.dumps([c.to_dict() for c in table]))[0]["rules"]
     assert json.loads(json.dumps(result.to_dict()))["chosen"] == [c.candidate.name for c in result.chosen]
     smallest = min(c.training_bytes for c in table if c.gain > 0)
@@ -74,3 +77,11 @@ def test_contribution_plot_is_an_svg_with_a_bar_per_candidate():
     root = ET.fromstring(contribution_svg(table))
     assert root.tag.endswith("svg")
     assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == len(table) + 1  # + the background
+
+
+def test_every_candidate_comes_at_each_learning_rate_scale():
+    single, scaled = candidates(2, CONFIG), candidates(2, replace(CONFIG, lr_scales=(1.0, 10.0)))
+    assert len(scaled) == 2 * len(single)
+    assert [c.group for c in scaled[::2]] == [c.group for c in single]  # one option per scale, in the same group
+    assert {rule.lr_scale for c in scaled[1::2] for rule in c.rules} == {10.0}
+    assert any(rule.modules == ("wte",) for c in single for rule in c.rules)  # the embedding through both uses

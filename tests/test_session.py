@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from app.learner import LearnerConfig, segment_bounds
+from app.learner import LearnerConfig
 from app.loading import load_predictor
 from app.personal_file import PersonalFileError
 from app.session import Session, SessionConfig
@@ -115,13 +115,6 @@ def test_a_segments_loss_is_recorded_before_any_update_that_saw_it(tmp_path):
     assert scores[0].personal == pytest.approx(scores[0].base, abs=1e-5)  # nothing learned before the first
     assert scores[-1].personal != pytest.approx(scores[-1].base, abs=1e-4)  # the earlier segments were
     session.close()
-
-
-def test_sentences_are_cut_into_near_equal_segments():
-    assert segment_bounds(20, 16) == [(0, 10), (10, 20)]
-    assert segment_bounds(16, 16) == [(0, 16)]
-    assert segment_bounds(33, 16) == [(0, 11), (11, 22), (22, 33)]
-    assert segment_bounds(0, 16) == []
 
 
 def test_deleting_learned_text_and_typing_it_again_does_not_learn_it_twice(tmp_path):
