@@ -34,10 +34,12 @@ class SearchResult:
     method: str
     sets_planned: int
     measured_gain: float | None = None
+    measured_prefixes: tuple[float, ...] = ()  # the searched set grown part by part, measured as a whole
 
     def to_dict(self) -> dict:
         return {"scheme": self.scheme.to_dict(), "chosen": [c.candidate.name for c in self.chosen],
                 "estimated_gain": self.estimated_gain, "measured_gain": self.measured_gain,
+                "measured_prefixes": list(self.measured_prefixes),
                 "training_bytes": self.training_bytes, "budget_bytes": self.budget_bytes,
                 "method": self.method, "sets_planned": self.sets_planned}
 
@@ -115,18 +117,31 @@ def search_scheme(table: list[Contribution], budget_bytes: int, cost_of: Callabl
     if space.cost(best) > budget_bytes:
         best = tuple(0 for _ in space.groups)
     chosen = space.chosen(best)
-    description = (f"searched: best summed prequential gain under {budget_bytes / 1024:.0f} KiB of training memory: "
+    return SearchResult(_scheme(name, chosen, budget_bytes, analysis), tuple(chosen), space.gain(best),
+                        space.cost(best), budget_bytes, "exact" if exact else "evolutionary", len(space.costs))
+
+
+def _scheme(name: str, chosen: list[Contribution], budget_bytes: int, analysis: AnalysisConfig) -> UpdateScheme:
+    description = (f"searched: the best prequential gain under {budget_bytes / 1024:.0f} KiB of training memory: "
                    + (", ".join(c.candidate.name for c in chosen) or "nothing helped"))
-    scheme = scheme_of(name, [c.candidate for c in chosen], analysis, description)
-    return SearchResult(scheme, tuple(chosen), space.gain(best), space.cost(best), budget_bytes,
-                        "exact" if exact else "evolutionary", len(space.costs))
+    return scheme_of(name, [c.candidate for c in chosen], analysis, description)
 
 
 def analyse_and_search(analysis: ContributionAnalysis, budget_bytes: int, config: SearchConfig = SearchConfig(),
                        progress: Callable[[int, int, str], None] | None = None
                        ) -> tuple[list[Contribution], SearchResult]:
-    """Contribution table, then the search, then the found scheme's gain measured as a whole."""
+    """Contribution table, then the search. Parts' gains alone do not simply add up, so the found set is then grown
+    part by part in order of their own gains, each prefix measured as a whole; the best-measured prefix is kept."""
     table = analysis.run(progress)
     result = search_scheme(table, budget_bytes, analysis.training_bytes, analysis.config, config)
-    measured = analysis.gain(result.scheme) if result.chosen else 0.0
-    return table, replace(result, measured_gain=measured)
+    ranked = sorted(result.chosen, key=lambda c: c.gain, reverse=True)
+    prefixes = tuple(analysis.gain(scheme_of("prefix", [c.candidate for c in ranked[:k]], analysis.config))
+                     for k in range(1, len(ranked) + 1))
+    keep = max(range(len(prefixes)), key=prefixes.__getitem__, default=-1) + 1
+    if keep == 0 or prefixes[keep - 1] <= 0:
+        keep = 0
+    chosen = ranked[:keep]
+    return table, replace(result, scheme=_scheme(result.scheme.name, chosen, budget_bytes, analysis.config),
+                          chosen=tuple(chosen), estimated_gain=sum(c.gain for c in chosen),
+                          training_bytes=analysis.training_bytes([c.candidate for c in chosen]) if chosen else 0,
+                          measured_gain=prefixes[keep - 1] if keep else 0.0, measured_prefixes=prefixes)

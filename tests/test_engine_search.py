@@ -39,6 +39,8 @@ def test_analysis_measures_every_candidate_and_search_respects_the_budget():
     assert result.method == "exact" and result.training_bytes <= result.budget_bytes
     assert result.estimated_gain == sum(c.gain for c in result.chosen) > 0
     assert result.measured_gain > 0
+    assert result.measured_gain == max(result.measured_prefixes)  # the best-measured prefix of the found set is kept
+    assert len(result.chosen) == result.measured_prefixes.index(result.measured_gain) + 1
     assert UpdateScheme.from_json(result.scheme.to_json()) == result.scheme
     assert result.scheme.remember_context  # learned as the learner learns: a step on its segment alone
     assert json.loads(json.dumps([c.to_dict() for c in table]))[0]["rules"]
