@@ -9,7 +9,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from app.ksr import KsrResult
+from app.ksr import KsrResult, tokens
 from app.loading import EvalText
 from app.paired import PairedGain, paired_gain
 from app.replay_bench import TAIL, ReplaySystem, StreamResult, run_replay
@@ -80,9 +80,23 @@ def mode_row(mode: str, streams: list[StreamResult]) -> dict:
             "per_user_tail": [round(s.tail.ksr, 2) for s in streams]}
 
 
-def gains(rows: dict[str, dict], mode: str, reference: str = "off") -> PairedGain:
-    """Per-user last-quarter KSR gain of `mode` over `reference`: mean, 95% bootstrap interval, users who gained."""
-    return paired_gain([a - b for a, b in zip(rows[mode]["per_user_tail"], rows[reference]["per_user_tail"])])
+def new_word_tail_ksr(result: KsrResult, text: str, share: float = TAIL) -> float:
+    """KSR on the last `share` of the words of `text`, counting only words the user had not typed before in it
+    (what the word statistics cannot know yet)."""
+    seen, new = set(), []
+    for token in tokens(text):
+        new.append(token.text.lower() not in seen)
+        seen.add(token.text.lower())
+    start = len(result.curve) - int(round(len(result.curve) * share))
+    part = [word for word, fresh in zip(result.curve[start:], new[start:]) if fresh]
+    plain = sum(p for _, p in part)
+    return 100.0 * (1 - sum(c for c, _ in part) / plain) if plain else 0.0
+
+
+def gains(rows: dict[str, dict], mode: str, reference: str = "off", key: str = "per_user_tail") -> PairedGain:
+    """Per-user last-quarter KSR gain of `mode` over `reference` (`key`: on all words, or on new words alone):
+    mean, 95% bootstrap interval, users who gained."""
+    return paired_gain([a - b for a, b in zip(rows[mode][key], rows[reference][key])])
 
 
 def format_rows(rows: list[dict], title: str) -> str:
@@ -125,6 +139,8 @@ def summary(rows: dict[str, dict]) -> list[str]:
     for mode in rows:
         if mode not in ("off", "presage", NO_CACHE_OFF) and "off" in rows:
             lines.append(f"{mode} vs off, last quarter: {gains(rows, mode).line('KSR points', digits=2)}")
+            lines.append(f"{mode} vs off, last quarter, words new to the user: "
+                         f"{gains(rows, mode, key='per_user_tail_new').line('KSR points', digits=2)}")
     if {"sparse", "full", "off"} <= set(rows):
         full, sparse = gains(rows, "full").mean, gains(rows, "sparse").mean
         share = sparse / full if full > 0 else float("nan")
@@ -148,6 +164,9 @@ def report(texts: list[EvalText], args: argparse.Namespace) -> int:
     order = [t.name for t in texts]
     by_mode = {m: sorted((s for s in streams if s.system == m), key=lambda s: order.index(s.user)) for m in labels}
     rows = {m: mode_row(m, by_mode[m]) for m in labels}
+    text_of = {t.name: t.text for t in texts}
+    for m in labels:
+        rows[m]["per_user_tail_new"] = [round(new_word_tail_ksr(s.ksr, text_of[s.user]), 2) for s in by_mode[m]]
     presage, presage_results = _presage_row(texts, args)
     if presage:
         rows["presage"] = presage

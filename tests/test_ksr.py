@@ -1,7 +1,7 @@
 """KSR counted by hand on a small example, and the word splitting it rests on."""
 import pytest
 
-from app.ksr import simulate, tokens
+from app.ksr import KsrResult, simulate, tokens
 
 TABLE = {
     "": ["I", "you", "the"],
@@ -48,3 +48,12 @@ def test_tail_keeps_last_words():
     result = simulate("I don't know.", suggest)
     tail = result.tail(0.5)
     assert tail.words == 2 and tail.cost == 3 and tail.plain == 7
+
+
+def test_new_word_ksr_counts_only_words_not_typed_before():
+    from app.replay_report import new_word_tail_ksr
+
+    text = "the cat saw the dog and the cat ran"  # 9 words; the last half: "dog and the cat ran" minus repeats
+    result = KsrResult(curve=[(0, 4)] * 4 + [(1, 4), (2, 4), (99, 4), (99, 4), (3, 4)])
+    # last 5 words: dog (new), and (new), the (seen), cat (seen), ran (new): costs 1, 2, 3 of 12 plain
+    assert new_word_tail_ksr(result, text, share=5 / 9) == pytest.approx(100 * (1 - 6 / 12))
