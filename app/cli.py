@@ -210,17 +210,25 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
     import torch
 
+    from app.modes import MODES, mode
     from engine.bench import run_engine_bench
+    from engine.dyneval import ModelReference
     from engine.scheme import BUILTIN_SCHEMES, UpdateScheme
     from models import SCHEMES_DIR
-    from models.checkpoint import load_model
+    from models.checkpoint import load_model, weights_sha256
+    from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
 
     torch.set_num_threads(1)
     model = load_model(args.model)
     sparse = UpdateScheme.from_json((SCHEMES_DIR / "sparse.json").read_text())
     schemes = [*BUILTIN_SCHEMES.values(), sparse, dataclasses.replace(sparse, name="sparse-int8", frozen_int8=True)]
     batch = torch.randint(0, model.config.vocab_size, (8, 65), generator=torch.Generator().manual_seed(0))
-    result = run_engine_bench(model, batch, schemes, repeats=args.repeats)
+    optimizers = {name: mode(name).optimizer() for name in MODES if name != "off"}
+    optimizers["sparse-int8"] = optimizers["sparse"]
+    stats = load_grad_stats(Path(args.model) / GRAD_STATS_FILE, weights_sha256(args.model))
+    reference = ModelReference.of(model, stats.all_factors())
+    result = run_engine_bench(model, batch, schemes, repeats=args.repeats, optimizer_of=optimizers.__getitem__,
+                              reference=reference)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

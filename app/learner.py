@@ -137,8 +137,7 @@ class Learner:
         self.schemes_dir = Path(schemes_dir)
         self.model = copy.deepcopy(model).eval()
         self.base = {name: p.detach().clone() for name, p in self.model.named_parameters()}
-        self.reference = None if grad_stats is None else ModelReference(
-            self.base, {name: grad_stats.factors(name) for name in grad_stats.names()})
+        self.reference = None if grad_stats is None else ModelReference(self.base, grad_stats.all_factors())
         self.stats = LearnerStats()
         self.scores: list[SegmentScore] = []
         self.sentences: list[str] = []

@@ -39,8 +39,7 @@ def search(model_dir: str | Path, users: list[UserText], budget_bytes: int, toke
     torch.set_num_threads(1)
     base = load_model(model_dir)
     stats = load_grad_stats(Path(model_dir) / GRAD_STATS_FILE, weights_sha256(model_dir))
-    reference = ModelReference({name: p.detach().clone() for name, p in base.named_parameters()},
-                               {name: stats.factors(name) for name in stats.names()})
+    reference = ModelReference.of(base, stats.all_factors())
     learner = LearnerConfig()
     context = min(learner.context, base.config.block_size - learner.segment)
     windowing = Windowing(learner.segment, context, min(learner.context_keep, context))

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from engine.dyneval import ModelReference
 from engine.lm import next_token_loss, next_token_pairs, staged_lm
 from engine.memory import PeakRssGrowth, SavedTensorCounter, tensor_bytes
 from engine.optimizer import OptimizerConfig
@@ -37,14 +38,15 @@ class FixedCost:
 class PlainTraining:
     """Eager PyTorch: the whole forward on every position, the loss on the newest positions `scheme` asks for."""
 
-    def __init__(self, model: nn.Module, trainable: list[nn.Parameter], scheme: UpdateScheme,
-                 optimizer: OptimizerConfig):
-        self.model, self.trainable = model, trainable
+    def __init__(self, model: nn.Module, names: list[str], scheme: UpdateScheme, optimizer: OptimizerConfig,
+                 reference: ModelReference | None = None):
+        self.model, self.trainable = model, [model.get_parameter(n) for n in names]
         model.requires_grad_(False)
-        for p in trainable:
+        for p in self.trainable:
             p.requires_grad_(True)
         self.scheme = scheme
-        self.optimizer = optimizer.build(trainable)
+        references = [reference.tensor(n) for n in names] if optimizer.kind == "dyneval" else None
+        self.optimizer = optimizer.build(self.trainable, references)
         self.state_per_parameter = optimizer.state_per_parameter
         self._persistent = [*model.parameters(), *model.buffers()]
 
@@ -66,7 +68,7 @@ class PlainTraining:
     def fixed_cost(self) -> FixedCost:
         size = tensor_bytes(self.trainable)
         return FixedCost(sum(p.numel() for p in self.trainable), tensor_bytes(self._persistent), size,
-                         size * self.state_per_parameter)
+                         size * self.state_per_parameter + getattr(self.optimizer, "state_bytes", lambda: 0)())
 
 
 def _touched_parameter_names(plan: TrainPlan) -> list[str]:
@@ -84,20 +86,25 @@ class _Runner:
     reports: list[StepReport]
 
 
-def _plan_runner(model: nn.Module, scheme: UpdateScheme, optimizer: OptimizerConfig) -> tuple[_Runner, TrainPlan]:
-    plan = compile_plan(staged_lm(copy.deepcopy(model)), scheme, optimizer)
+def _plan_runner(model: nn.Module, scheme: UpdateScheme, optimizer: OptimizerConfig,
+                 reference: ModelReference | None) -> tuple[_Runner, TrainPlan]:
+    plan = compile_plan(staged_lm(copy.deepcopy(model)), scheme, optimizer, reference=reference)
+    return _Runner(scheme.name, plan.step, _plan_cost(plan), []), plan
+
+
+def _plan_cost(plan: TrainPlan) -> FixedCost:
+    """What the plan holds; gradients kept factored are counted as its last step measured them."""
     memory = plan.memory()
-    fixed = FixedCost(memory.trainable_parameters, memory.parameter_bytes, memory.gradient_bytes,
-                      memory.optimizer_bytes)
-    return _Runner(scheme.name, plan.step, fixed, []), plan
+    return FixedCost(memory.trainable_parameters, memory.parameter_bytes, memory.gradient_bytes,
+                     memory.optimizer_bytes)
 
 
 def _plain_runner(name: str, model: nn.Module, names: list[str] | None, scheme: UpdateScheme,
-                  optimizer: OptimizerConfig) -> _Runner:
+                  optimizer: OptimizerConfig, reference: ModelReference | None) -> _Runner:
     """Plain training of a copy of `model`: the named parameters train, or all of them for None."""
     model = copy.deepcopy(model)
-    trainable = list(model.parameters()) if names is None else [model.get_parameter(n) for n in names]
-    plain = PlainTraining(model, trainable, scheme, optimizer)
+    plain = PlainTraining(model, [n for n, _ in model.named_parameters()] if names is None else names, scheme,
+                          optimizer, reference)
     return _Runner(name, plain.step, plain.fixed_cost(), [])
 
 
@@ -112,33 +119,39 @@ def _row(runner: _Runner, warmup: int) -> dict:
 
 
 def run_engine_bench(model: nn.Module, batch: torch.Tensor, schemes: list[UpdateScheme], repeats: int = 20,
-                     optimizer: OptimizerConfig | None = None, naive_of: str = "sparse", warmup: int = 2) -> dict:
+                     optimizer_of: Callable[[str], OptimizerConfig] | None = None, naive_of: str = "sparse",
+                     warmup: int = 2, reference: ModelReference | None = None) -> dict:
     """Time `repeats` steps of every scheme and reference on one fixed batch, round-robin so load hits all alike.
 
-    Each runs on its own copy of `model`. The last step of each measures peak RSS growth. Prints a table, returns
-    the rows with ratios to full fine-tuning (and to naive freezing for `naive_of`).
+    `optimizer_of(scheme name)` is each one's optimizer (default AdamW; the full reference takes "full"'s, naive
+    freezing that of the scheme it freezes for); `reference` is what a dynamic-evaluation optimizer needs. Each
+    runs on its own copy of `model`. The last step of each measures peak RSS growth. Prints a table, returns the
+    rows with ratios to full fine-tuning (and to naive freezing for `naive_of`).
     """
-    optimizer = optimizer or OptimizerConfig()
+    optimizer_of = optimizer_of or (lambda name: OptimizerConfig())
     runners, plans = [], {}
-    runners.append(_plain_runner(FULL_REFERENCE, model, None, UpdateScheme(FULL_REFERENCE), optimizer))
+    runners.append(_plain_runner(FULL_REFERENCE, model, None, UpdateScheme(FULL_REFERENCE), optimizer_of("full"),
+                                 reference))
     for scheme in schemes:
-        runner, plans[scheme.name] = _plan_runner(model, scheme, optimizer)
+        runner, plans[scheme.name] = _plan_runner(model, scheme, optimizer_of(scheme.name), reference)
         runners.append(runner)
     if naive_of in plans:
         plan = plans[naive_of]
         runners.append(_plain_runner(NAIVE_REFERENCE.format(naive_of), model, _touched_parameter_names(plan),
-                                     plan.scheme, optimizer))
+                                     plan.scheme, optimizer_of(naive_of), reference))
     for _ in range(warmup + repeats):
         for runner in runners:
             runner.reports.append(runner.step(batch))
     for runner in runners:
         runner.reports.append(runner.step(batch, measure_peak=True))
-    for plan in plans.values():
+    for runner, plan in zip(runners[1:], plans.values()):
+        runner.fixed = _plan_cost(plan)
         plan.close()
     rows = [_row(runner, warmup) for runner in runners]
     _add_ratios(rows, naive_of)
+    kinds = sorted({optimizer_of(name).kind for name in ("full", *plans)})
     result = {"batch": list(batch.shape), "threads": torch.get_num_threads(), "repeats": repeats,
-              "optimizer": optimizer.kind, "rows": rows}
+              "optimizer": "/".join(kinds), "rows": rows}
     print(format_bench(result))
     return result
 

@@ -96,6 +96,12 @@ class ModelReference:
     base: dict[str, torch.Tensor]
     factors: dict[str, tuple[torch.Tensor, torch.Tensor | None]]
 
+    @classmethod
+    def of(cls, model: torch.nn.Module, factors: dict[str, tuple[torch.Tensor, torch.Tensor | None]]
+           ) -> "ModelReference":
+        """`model`'s weights as they are now (copied) as the base."""
+        return cls({name: p.detach().clone() for name, p in model.named_parameters()}, factors)
+
     def tensor(self, name: str, channels: torch.Tensor | None = None) -> TensorReference:
         """Parameter `name`, or (given `channels`) the columns of its input channels."""
         if name not in self.base or name not in self.factors:

@@ -42,6 +42,9 @@ class GradStats:
             return self.tensors[name], None
         return self.tensors[name + ROWS], self.tensors[name + COLS]
 
+    def all_factors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+        return {name: self.factors(name) for name in self.names()}
+
     def mean_square(self, name: str) -> torch.Tensor:
         """The full-shape estimate: the vector itself, or outer(rows, cols) / their mean for a matrix."""
         rows, cols = self.factors(name)

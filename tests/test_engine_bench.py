@@ -1,6 +1,8 @@
 """The engine benchmark runs every scheme beside plain PyTorch references and reports ratios (tiny model, few steps)."""
 from dataclasses import replace
 
+import torch
+
 from engine.bench import FULL_REFERENCE, NAIVE_REFERENCE, run_engine_bench
 from engine.scheme import BUILTIN_SCHEMES
 from test_engine_fixtures import SHIPPED_SPARSE, tiny_gpt, token_batch
@@ -22,3 +24,21 @@ def test_bench_reports_every_scheme_and_both_references(capsys):
     assert all(row["step_ms"] > 0 and "speedup_vs_naive" in row for row in result["rows"])
     assert "naive freezing of sparse" in capsys.readouterr().out
     assert all((model.state_dict()[k] == v).all() for k, v in before.items())  # the caller's model is untouched
+
+
+def test_bench_steps_each_scheme_with_its_own_optimizer():
+    from engine.dyneval import ModelReference
+    from engine.optimizer import OptimizerConfig
+
+    model = tiny_gpt()
+    factors = {name: (torch.full(p.shape[:1], 0.1), torch.full(p.shape[1:], 0.1) if p.dim() == 2 else None)
+               for name, p in model.named_parameters()}
+    optimizers = {"full": OptimizerConfig(kind="dyneval", lr=1e-3), "sparse": OptimizerConfig(kind="dyneval", lr=1e-3)}
+    result = run_engine_bench(model, token_batch(rows=4, length=17), [BUILTIN_SCHEMES["full"], SHIPPED_SPARSE],
+                              repeats=2, warmup=1, optimizer_of=optimizers.__getitem__,
+                              reference=ModelReference.of(model, factors))
+    rows = {row["name"]: row for row in result["rows"]}
+    assert result["optimizer"] == "dyneval"
+    assert rows[FULL_REFERENCE]["optimizer_bytes"] > 0  # the rule's factored statistics, not AdamW's moments
+    assert rows[FULL_REFERENCE]["optimizer_bytes"] < rows[FULL_REFERENCE]["gradient_bytes"]
+    assert rows["full"]["loss"] == rows[FULL_REFERENCE]["loss"]  # the same rule steps both alike
