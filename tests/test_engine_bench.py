@@ -19,7 +19,7 @@ def test_bench_reports_every_scheme_and_both_references(capsys):
     rows = {row["name"]: row for row in result["rows"]}
     full, engine_full, sparse = rows[FULL_REFERENCE], rows["full"], rows["sparse"]
     assert engine_full["training_bytes"] == full["training_bytes"]
-    assert sparse["training_bytes"] < full["training_bytes"] / 5
+    assert sparse["training_bytes"] < full["training_bytes"] / 3
     assert rows["sparse-int8"]["model_bytes"] < sparse["model_bytes"]
     assert all(row["step_ms"] > 0 and "speedup_vs_naive" in row for row in result["rows"])
     assert "naive freezing of sparse" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from engine.staged import sequential_model
 from models.gpt import GPT, GPTConfig
 from models import MODELS_DIR
 
-TINY = GPTConfig(vocab_size=128, block_size=32, n_layer=3, n_head=2, n_embd=32)
+TINY = GPTConfig(vocab_size=128, block_size=32, n_layer=4, n_head=2, n_embd=32)  # as deep as the shipped model: its searched scheme names blocks from the end
 SHIPPED_SPARSE = UpdateScheme.from_json((MODELS_DIR / "schemes" / "sparse.json").read_text())
 # Split channels of the last block's MLP, loss on the newest quarter: the engine's mechanics (split weights, int8,
 # the prefix cache below a cut that nothing ties to) are tested on this.

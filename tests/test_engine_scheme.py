@@ -37,11 +37,13 @@ def test_block_selection_reads_like_a_subscript():
 def test_rules_select_modules_of_the_gpt():
     staged = staged_lm(tiny_gpt())
     channels = resolve(CHANNELS_SPARSE, staged)
-    assert channels["blocks.2.mlp.c_fc"].weight == 0.25 and not channels["blocks.2.mlp.c_fc"].bias
-    assert set(channels) == {"blocks.2.mlp.c_fc", "blocks.2.mlp.c_proj"}  # the last block only
-    assert set(resolve(SHIPPED_SPARSE, staged)) == {"wte"}  # the tied embedding (both of its uses)
+    assert channels["blocks.3.mlp.c_fc"].weight == 0.25 and not channels["blocks.3.mlp.c_fc"].bias
+    assert set(channels) == {"blocks.3.mlp.c_fc", "blocks.3.mlp.c_proj"}  # the last block only
+    shipped = resolve(SHIPPED_SPARSE, staged)
+    assert "wte" in shipped and shipped["wte"].lr_scale == 1.0  # the tied embedding (both of its uses)
+    assert all(u.weight < 1.0 and u.lr_scale > 1.0 for path, u in shipped.items() if path != "wte")  # MLP channels
     lora = resolve(builtin_scheme("lora"), staged)
-    assert len(lora) == 9 and all(u.lora_rank == 8 for u in lora.values())
+    assert len(lora) == 12 and all(u.lora_rank == 8 for u in lora.values())
     assert "wte" in resolve(builtin_scheme("full"), staged)
 
 

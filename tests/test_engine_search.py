@@ -34,7 +34,7 @@ def _analysis() -> ContributionAnalysis:
 def test_analysis_measures_every_candidate_and_search_respects_the_budget():
     analysis = _analysis()
     table, result = analyse_and_search(analysis, budget_bytes=10**9)
-    assert len(table) == 3 * 2 + 3 + 2  # channels per block, biases by depth, the embedding through either use
+    assert len(table) == 4 * 2 + 4 + 2  # channels per block, biases by depth, the embedding through either use
     assert max(c.gain for c in table) > 0.05
     assert result.method == "exact" and result.training_bytes <= result.budget_bytes
     assert result.estimated_gain == sum(c.gain for c in result.chosen) > 0
