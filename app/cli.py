@@ -214,21 +214,31 @@ def _bench_engine(args: argparse.Namespace) -> int:
     from engine.bench import run_engine_bench
     from engine.dyneval import ModelReference
     from engine.scheme import BUILTIN_SCHEMES, UpdateScheme
+    from engine.segments import Windowing, rows_after
     from models import SCHEMES_DIR
     from models.checkpoint import load_model, weights_sha256
+    from models.general_replay import load as load_general
     from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
+    from models.tokenizer import BOS_ID, Tokenizer
 
     torch.set_num_threads(1)
     model = load_model(args.model)
     sparse = UpdateScheme.from_json((SCHEMES_DIR / "sparse.json").read_text())
     schemes = [*BUILTIN_SCHEMES.values(), sparse, dataclasses.replace(sparse, name="sparse-int8", frozen_int8=True)]
-    batch = torch.randint(0, model.config.vocab_size, (8, 65), generator=torch.Generator().manual_seed(0))
+    if args.stream:  # the learner's steps: one segment after a remembered window of the base model's own text
+        tokens = Tokenizer(TOKENIZER_PATH).encode(" ".join(load_general(GENERAL_REPLAY_PATH)))
+        windowing = Windowing()
+        batch = [torch.tensor([row]) for row, _ in rows_after([BOS_ID], tokens, windowing)][-(args.repeats + 3):]
+        positions = windowing.segment
+    else:
+        batch = torch.randint(0, model.config.vocab_size, (8, 65), generator=torch.Generator().manual_seed(0))
+        positions = None
     optimizers = {name: mode(name).optimizer() for name in MODES if name != "off"}
     optimizers["sparse-int8"] = optimizers["sparse"]
     stats = load_grad_stats(Path(args.model) / GRAD_STATS_FILE, weights_sha256(args.model))
     reference = ModelReference.of(model, stats.all_factors())
     result = run_engine_bench(model, batch, schemes, repeats=args.repeats, optimizer_of=optimizers.__getitem__,
-                              reference=reference)
+                              reference=reference, positions=positions)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
@@ -440,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kills", type=int, default=50, help="crash: SIGKILLs of the learning child process")
     p.add_argument("--keystrokes", type=int, default=2000, help="predict, soak: keystrokes to type")
     p.add_argument("--repeats", type=int, default=20, help="engine: timed steps per scheme")
+    p.add_argument("--stream", action="store_true", help="engine: step as the learner does, one segment of 8 tokens "
+                                                         "at a time along a text, not one 8 x 65 batch")
     p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
     p.add_argument("--learning-mode", default="sparse", help="predict: also time keystrokes while this mode learns "
                                                             "in the background ('off' to skip)")

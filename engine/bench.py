@@ -50,14 +50,14 @@ class PlainTraining:
         self.state_per_parameter = optimizer.state_per_parameter
         self._persistent = [*model.parameters(), *model.buffers()]
 
-    def step(self, batch: torch.Tensor, measure_peak: bool = False) -> StepReport:
+    def step(self, batch: torch.Tensor, measure_peak: bool = False, positions: int | None = None) -> StepReport:
         peak = PeakRssGrowth() if measure_peak else nullcontext()
         with peak:
             start = time.perf_counter()
             inputs, targets = next_token_pairs(batch)
             with SavedTensorCounter(self._persistent) as saved:
                 logits = self.model(inputs)
-                keep = self.scheme.loss_positions(targets.shape[1])
+                keep = positions or self.scheme.loss_positions(targets.shape[1])
                 loss = next_token_loss(logits[:, -keep:], targets[:, -keep:])
             loss.backward()
             self.optimizer.step()
@@ -118,10 +118,13 @@ def _row(runner: _Runner, warmup: int) -> dict:
             "peak_rss_growth": runner.reports[-1].peak_rss_growth, "loss": runner.reports[-2].loss}
 
 
-def run_engine_bench(model: nn.Module, batch: torch.Tensor, schemes: list[UpdateScheme], repeats: int = 20,
-                     optimizer_of: Callable[[str], OptimizerConfig] | None = None, naive_of: str = "sparse",
-                     warmup: int = 2, reference: ModelReference | None = None) -> dict:
-    """Time `repeats` steps of every scheme and reference on one fixed batch, round-robin so load hits all alike.
+def run_engine_bench(model: nn.Module, batch: torch.Tensor | list[torch.Tensor], schemes: list[UpdateScheme],
+                     repeats: int = 20, optimizer_of: Callable[[str], OptimizerConfig] | None = None,
+                     naive_of: str = "sparse", warmup: int = 2, reference: ModelReference | None = None,
+                     positions: int | None = None) -> dict:
+    """Time `repeats` steps of every scheme and reference on one fixed batch, or along a stream of rows (a list,
+    taken in turn, as the learner's segments come: each step's loss on its newest `positions`), round-robin so
+    load hits all alike.
 
     `optimizer_of(scheme name)` is each one's optimizer (default AdamW; the full reference takes "full"'s, naive
     freezing that of the scheme it freezes for); `reference` is what a dynamic-evaluation optimizer needs. Each
@@ -139,18 +142,21 @@ def run_engine_bench(model: nn.Module, batch: torch.Tensor, schemes: list[Update
         plan = plans[naive_of]
         runners.append(_plain_runner(NAIVE_REFERENCE.format(naive_of), model, _touched_parameter_names(plan),
                                      plan.scheme, optimizer_of(naive_of), reference))
-    for _ in range(warmup + repeats):
+    batches = batch if isinstance(batch, list) else [batch]
+    for i in range(warmup + repeats):
         for runner in runners:
-            runner.reports.append(runner.step(batch))
+            runner.reports.append(runner.step(batches[i % len(batches)], positions=positions))
     for runner in runners:
-        runner.reports.append(runner.step(batch, measure_peak=True))
+        runner.reports.append(runner.step(batches[(warmup + repeats) % len(batches)], measure_peak=True,
+                                          positions=positions))
     for runner, plan in zip(runners[1:], plans.values()):
         runner.fixed = _plan_cost(plan)
         plan.close()
     rows = [_row(runner, warmup) for runner in runners]
     _add_ratios(rows, naive_of)
     kinds = sorted({optimizer_of(name).kind for name in ("full", *plans)})
-    result = {"batch": list(batch.shape), "threads": torch.get_num_threads(), "repeats": repeats,
+    shape = list(batches[0].shape) if len(batches) == 1 else f"a stream of {len(batches)} rows, loss on {positions}"
+    result = {"batch": shape, "threads": torch.get_num_threads(), "repeats": repeats,
               "optimizer": "/".join(kinds), "rows": rows}
     print(format_bench(result))
     return result

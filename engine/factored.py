@@ -11,29 +11,40 @@ import torch.nn.functional as F
 
 
 class FactoredGradient:
-    """The gradient of one matrix, as looked-up rows (ids, gradients) and products (left^T @ right) added up."""
+    """The gradient of one matrix, as looked-up rows (ids, gradients) and products (left^T @ right) added up.
+
+    Parts that would outgrow the dense matrix (many positions at once) are summed into it instead."""
 
     def __init__(self, shape: torch.Size):
         self.shape = shape
         self.rows: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.products: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.summed: torch.Tensor | None = None
 
     def add_rows(self, ids: torch.Tensor, grads: torch.Tensor) -> None:
         self.rows.append((ids.reshape(-1), grads.reshape(-1, self.shape[1])))
+        self._sum_if_larger()
 
     def add_product(self, left: torch.Tensor, right: torch.Tensor) -> None:
         self.products.append((left.reshape(-1, self.shape[0]), right.reshape(-1, self.shape[1])))
+        self._sum_if_larger()
+
+    def _sum_if_larger(self) -> None:
+        if self.summed is None and self.bytes > self.shape.numel() * 4:
+            summed = self.dense()
+            self.rows, self.products, self.summed = [], [], summed
 
     @property
     def bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for pair in (*self.rows, *self.products) for t in pair)
+        parts = sum(t.numel() * t.element_size() for pair in (*self.rows, *self.products) for t in pair)
+        return parts + (0 if self.summed is None else self.summed.numel() * self.summed.element_size())
 
     def __bool__(self) -> bool:
-        return bool(self.rows or self.products)
+        return bool(self.rows or self.products) or self.summed is not None
 
     def block(self, start: int, stop: int) -> torch.Tensor:
         """The dense gradient of rows `start` .. `stop`."""
-        out = torch.zeros(stop - start, self.shape[1])
+        out = torch.zeros(stop - start, self.shape[1]) if self.summed is None else self.summed[start:stop].clone()
         for left, right in self.products:
             out.addmm_(left[:, start:stop].t(), right)
         for ids, grads in self.rows:
@@ -45,7 +56,7 @@ class FactoredGradient:
         return self.block(0, self.shape[0])
 
     def clear(self) -> None:
-        self.rows, self.products = [], []
+        self.rows, self.products, self.summed = [], [], None
 
 
 class _Lookup(torch.autograd.Function):

@@ -114,3 +114,20 @@ def test_a_rules_lr_scale_multiplies_the_step_of_what_it_trains(kind):
     torch.testing.assert_close(moves[1]["ln_f.bias"], moves[0]["ln_f.bias"])  # the other rule keeps its rate
     with pytest.raises(ValueError, match="lr_scale"):
         PartRule(bias=True, lr_scale=0.0)
+
+
+def test_factored_parts_that_would_outgrow_the_matrix_are_summed_into_it():
+    from engine.factored import FactoredGradient
+
+    gen = torch.Generator().manual_seed(0)
+    sink = FactoredGradient(torch.Size((10, 8)))
+    left, right = torch.randn(3, 10, generator=gen), torch.randn(3, 8, generator=gen)
+    sink.add_product(left, right)  # 3 x (10 + 8) floats: fewer bytes than the matrix's 80 floats
+    assert sink.summed is None
+    ids, grads = torch.tensor([1, 1, 5]), torch.randn(3, 8, generator=gen)
+    sink.add_rows(ids, grads)  # now more than the matrix: summed into it
+    assert sink.summed is not None and not sink.products and sink.bytes == 80 * 4
+    expected = left.t() @ right
+    expected.index_add_(0, ids, grads)
+    torch.testing.assert_close(sink.dense(), expected)
+    torch.testing.assert_close(sink.block(2, 6), expected[2:6])
