@@ -74,7 +74,7 @@ def _attend_after_prefix(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pref
     B, H, T, D = q.shape
     P, S = prefix[0].shape[2], k.shape[2]
     scale = 1.0 / math.sqrt(D)
-    shared = prefix[0].shape[0] == 1 < B
+    shared = prefix[0].shape[0] == 1
     if shared:
         pk, pv = prefix[0][0], prefix[1][0]  # (H, P, D)
         folded = q.transpose(0, 1).reshape(H, B * T, D)
