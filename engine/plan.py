@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -23,6 +24,14 @@ from engine.scheme import UpdateScheme
 from engine.staged import Batch, StagedModel
 
 DEFAULT_CACHE_BYTES = 64 << 20
+
+
+class _Remembered(NamedTuple):
+    """A plan's remembered context: the positions it covers, their memory, the weight versions it is valid for."""
+
+    context: torch.Tensor
+    memory: tuple
+    versions: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class TrainPlan:
         self._last: StepReport | None = None
         self._weights = [*module.parameters(), *module.buffers()]
         self._factored_bytes = 0  # what the factored gradients held at the last step
-        self._memory: tuple | None = None  # (context it remembers, memory, weight versions when last valid)
+        self._memory: _Remembered | None = None
 
     # --- compiling -------------------------------------------------------------------------------------------
     def _attach(self, updates: dict[str, ModuleUpdate]) -> None:
@@ -233,14 +242,15 @@ class TrainPlan:
             return None
         context = inputs.narrow(dim, 0, known)
         held = self._memory if keep else None
-        if (held is not None and held[2] == self._versions() and len(context) == 1
-                and held[0].shape[dim] <= known and torch.equal(context.narrow(dim, 0, held[0].shape[dim]), held[0])):
-            grown = known - held[0].shape[dim]
-            memory = held[1] if grown == 0 else self.staged.remember(context.narrow(dim, known - grown, grown), held[1])
+        length = None if held is None else held.context.shape[dim]
+        if (held is not None and held.versions == self._versions() and len(context) == 1 and length <= known
+                and torch.equal(context.narrow(dim, 0, length), held.context)):
+            grown = known - length
+            memory = held.memory if grown == 0 else self.staged.remember(context.narrow(dim, length, grown), held.memory)
         else:
             memory = self.staged.remember(context, None)
         if keep:
-            self._memory = (context.clone(), memory, self._versions())
+            self._memory = _Remembered(context.clone(), memory, self._versions())
         return memory
 
     def forget_context(self) -> None:
@@ -311,7 +321,7 @@ class TrainPlan:
             for adapter in self.adapters.values():
                 adapter.write_back()
             if self._memory is not None:  # this plan's own update leaves the memory usable
-                self._memory = (*self._memory[:2], self._versions())
+                self._memory = self._memory._replace(versions=self._versions())
             step_ms = (time.perf_counter() - start) * 1000
         self._last = StepReport(loss, step_ms, saved, hits, misses, peak.bytes if measure_peak else None)
         return self._last
@@ -370,7 +380,7 @@ class TrainPlan:
             gradient_bytes=self._gradient_bytes(),
             optimizer_bytes=(trainable_bytes * self.optimizer_config.state_per_parameter
                              + getattr(self.optimizer, "state_bytes", lambda: 0)()),
-            cache_bytes=self.cache.bytes + tensor_bytes(_memory_tensors(self._memory and self._memory[1])),
+            cache_bytes=self.cache.bytes + tensor_bytes(_memory_tensors(self._memory and self._memory.memory)),
             planned_saved_bytes=None if batch is None else self.planned_saved_bytes(batch),
             measured_saved_bytes=None if self._last is None else self._last.saved_bytes,
             peak_rss_growth=None if self._last is None else self._last.peak_rss_growth,
