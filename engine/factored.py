@@ -39,6 +39,13 @@ class FactoredGradient:
         parts = sum(t.numel() * t.element_size() for pair in (*self.rows, *self.products) for t in pair)
         return parts + (0 if self.summed is None else self.summed.numel() * self.summed.element_size())
 
+    @property
+    def step_bytes(self) -> int:
+        """Its parts, plus the scaled copy of the largest one that a step makes (one part at a time)."""
+        parts = [t.numel() * t.element_size() for pair in (*self.rows, *self.products) for t in pair]
+        summed = 0 if self.summed is None else self.summed.numel() * self.summed.element_size()
+        return self.bytes + max([*parts, summed, 0])
+
     def __bool__(self) -> bool:
         return bool(self.rows or self.products) or self.summed is not None
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from engine.adapters import Lora, LinearAdapter, PartialChannels
-from engine.dyneval import ROWS_PER_CHUNK, ModelReference, TensorReference
+from engine.dyneval import ModelReference, TensorReference
 from engine.factored import FactoredGradient, factorable, restore_forward, route_gradient
 from engine.memory import MemoryReport, PeakRssGrowth, SavedTensorCounter, tensor_bytes
 from engine.optimizer import OptimizerConfig
@@ -294,7 +294,7 @@ class TrainPlan:
         inputs, targets = self.staged.split_batch(batch)
         loss, hits, saved = self._tracked_loss(inputs, targets, sample_ids, positions, keep)
         loss.backward()
-        self._factored_bytes = sum(sink.bytes for sink in self.factored.values())
+        self._factored_bytes = sum(sink.step_bytes for sink in self.factored.values())
         if not self.optimizer_config.takes_factored:
             for name, sink in self.factored.items():
                 self.trainable[name].grad = sink.dense() if sink else None
@@ -387,16 +387,13 @@ class TrainPlan:
         )
 
     def _gradient_bytes(self) -> int:
-        """Dense gradients; a factored one counts what its parts held at the last step, plus (where the optimizer
-        expands it) one block of rows at a time."""
+        """Dense gradients; a factored one counts what its parts held at the last step, with the step's scaled copy."""
         dense = tensor_bytes(p for name, p in self.trainable.items() if name not in self.factored)
         if not self.factored:
             return dense
         if not self.optimizer_config.takes_factored:
             return dense + tensor_bytes(self.trainable[name] for name in self.factored)
-        blocks = sum(min(ROWS_PER_CHUNK, self.trainable[name].shape[0]) * self.trainable[name][0].numel()
-                     * self.trainable[name].element_size() for name in self.factored)
-        return dense + self._factored_bytes + blocks
+        return dense + self._factored_bytes
 
     def delta(self) -> dict[str, torch.Tensor]:
         """Current values (not differences) of every trained tensor, plus the input channels of split weights.
