@@ -403,7 +403,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:
         return _fail(f"unknown mode {unknown[0]!r}; modes: {', '.join(MODES)}")
-    texts = read_eval_texts(args.users, args.chars, args.limit)
+    texts = read_eval_texts(args.users, args.chars, args.skip + args.limit)[args.skip:]
     return report(texts, args)
 
 
@@ -501,7 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="replay users' posts through the learner, per update mode, beside Presage")
     p.add_argument("--users", required=True, help="users .jsonl.xz file (posts are typed in date order)")
+    p.add_argument("--skip", type=int, default=0, help="users to pass over first (20: the tuning users 21-)")
     p.add_argument("--limit", type=int, default=12, help="users to replay")
+    p.add_argument("--word-stats", type=float, help="tuning: the share of the word statistics in suggestions once "
+                                                    "the personal model has learned (default: the session's)")
     p.add_argument("--chars", type=int, default=20_000, help="characters per user")
     p.add_argument("--modes", nargs="+", default=["off", "sparse", "full"], help="update modes to compare")
     p.add_argument("--processes", type=int, default=2)

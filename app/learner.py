@@ -409,6 +409,10 @@ class Learner:
             finally:
                 self._lock.release()
 
+    def has_learned(self) -> bool:
+        """Whether the personal model may differ from the base: it has learned, or holds a loaded delta."""
+        return bool(self._moved)
+
     def deltas(self) -> dict[str, torch.Tensor]:
         """The personal model: current weights minus base, for every parameter that differs."""
         with self._lock:

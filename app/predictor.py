@@ -84,6 +84,7 @@ class Predictor:
         self.index = VocabIndex(tokenizer)
         self.blocked: set[str] = set()
         self.user_words = UserVocabulary()  # words the user typed: known even if the prior is not, and candidates
+        self.word_stats_share = 1.0  # of `config.cache`: the session lowers it while the model learns the user's words
         self.lock = threading.RLock()  # the learner changes weights under this lock
         self._window: tuple[int, str] = (0, "")
         self._tokens: list[int] = []
@@ -340,7 +341,7 @@ class Predictor:
 
     def _followers(self, state: TypingState, history: tuple[str, ...]) -> list[str]:
         """Words the user typed after the last word or two that complete the prefix (none with pairs left out)."""
-        if not self.config.cache.pairs:
+        if not self._cache_weights().pairs:
             return []
         return self.user_words.followers(history, state.prefix, USER_FOLLOWERS)
 
@@ -349,7 +350,11 @@ class Predictor:
         if not self.user_words.total:
             return scores
         general = self.prior.unigram_probability if self.prior is not None else (lambda word: 0.0)
-        return {k: v + self.user_words.boost(history, k, self.config.cache, general) for k, v in scores.items()}
+        weights = self._cache_weights()
+        return {k: v + self.user_words.boost(history, k, weights, general) for k, v in scores.items()}
+
+    def _cache_weights(self) -> CacheWeights:
+        return self.config.cache.scaled(self.word_stats_share)
 
     def _history(self, state: TypingState) -> tuple[str, ...]:
         """The words before the one being typed, as many as the prior's or the user cache's longest context."""

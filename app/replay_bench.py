@@ -29,6 +29,7 @@ class ReplaySystem:
 
     mode: str
     word_cache: bool = True
+    learned_word_stats: float | None = None  # the session's share of word statistics once learned (tuning)
 
     @property
     def label(self) -> str:
@@ -68,8 +69,9 @@ def _replay_job(job: tuple[EvalText, ReplaySystem, str, dict]) -> StreamResult:
     start = time.perf_counter()
     predictor = load_predictor(model_dir, config=system.predictor_config())
     with tempfile.TemporaryDirectory(prefix="pocketkb-replay-") as folder:
+        shares = {} if system.learned_word_stats is None else {"learned_word_stats": system.learned_word_stats}
         session = Session(predictor, Store(folder), LearnerConfig(mode=system.mode, **learner_overrides),
-                          SessionConfig(background=False, autosave=False), base_dir=model_dir)
+                          SessionConfig(background=False, autosave=False, **shares), base_dir=model_dir)
         result = replay(session, item.text)
         stats = asdict(session.stats)
         session.close()

@@ -156,7 +156,7 @@ def summary(rows: dict[str, dict]) -> list[str]:
 def report(texts: list[EvalText], args: argparse.Namespace) -> int:
     chars = sum(len(t.text) for t in texts)
     print(f"replaying {len(texts)} user(s), {chars:,} characters, modes: {', '.join(args.modes)}")
-    systems = [ReplaySystem(m) for m in args.modes]
+    systems = [ReplaySystem(m, learned_word_stats=args.word_stats) for m in args.modes]
     if "off" in args.modes:  # what the user's word statistics add, with no learning at all
         systems.insert(args.modes.index("off"), ReplaySystem("off", word_cache=False))
     labels = [s.label for s in systems]

@@ -33,6 +33,11 @@ class CacheWeights:
         """The user's statistics left out: the model (and the count prior) alone."""
         return cls(unigram=0.0, recent=0.0, bigram=0.0, trigram=0.0)
 
+    def scaled(self, share: float) -> "CacheWeights":
+        """These weights times `share` (the rare-word threshold stays)."""
+        return CacheWeights(self.unigram * share, self.recent * share, self.rare_below, self.bigram * share,
+                            self.trigram * share)
+
     @property
     def pairs(self) -> bool:
         """Whether what followed the last words counts (then those followers are ranked as candidates too)."""

@@ -211,6 +211,20 @@ def test_mode_switch_keeps_what_was_learned(learned):
     assert learned.stats.steps == steps
 
 
+def test_once_the_model_has_learned_suggestions_weigh_the_word_statistics_at_the_learned_share(tmp_path):
+    session = Session(load_predictor(), Store(tmp_path / "data"), LearnerConfig(mode="sparse", budget_ms=60_000),
+                      SessionConfig(background=False, autosave=False, learned_word_stats=0.25))
+    session.suggest("We met Kow")
+    assert session.predictor.word_stats_share == 1.0  # nothing learned: the statistics count whole
+    session.commit_sentences(["Kowalczyk sent a card.", "We wrote to Kowalczyk."])
+    session.suggest("We met Kow")
+    assert session.learner.has_learned() and session.predictor.word_stats_share == 0.25
+    session.reset()  # back to the base model
+    session.suggest("We met Kow")
+    assert session.predictor.word_stats_share == 1.0
+    session.close()
+
+
 def test_background_worker_learns_while_suggestions_go_on(tmp_path):
     config = LearnerConfig(mode="sparse")
     session = Session(load_predictor(), Store(tmp_path), config, SessionConfig(background=True, autosave=True,

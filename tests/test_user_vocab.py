@@ -48,6 +48,9 @@ def test_boost_weighs_rare_words_own_frequency_and_the_pairs_seen():
     assert vocab.boost(("came", "and"), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5 + 0.2 + 0.1)
     assert vocab.boost(("came",), "left", weights, rare) == pytest.approx(0.5 / 5)
     assert UserVocabulary().boost(("came",), "and", weights, rare) == 0.0
+    half = weights.scaled(0.5)
+    assert vocab.boost(("came", "and"), "kowalczyk", half, rare) == pytest.approx(0.5 * (0.5 * 2 / 5 + 0.2 + 0.1))
+    assert half.rare_below == weights.rare_below  # what counts as a rare word does not change
 
 
 def test_recency_share_fades_with_the_words_typed_since_and_sums_to_one():
