@@ -99,8 +99,10 @@ class DynamicEvalSGD(torch.optim.Optimizer):
 
     def _step_dense(self, p: torch.Tensor, grad: torch.Tensor, step: float) -> None:
         row, col = self.inverse[id(p)]
-        scaled = grad * row if col is None else grad * row.unsqueeze(1)
-        p.add_(scaled if col is None else scaled.mul_(col), alpha=-step)
+        if col is None:
+            p.addcmul_(grad, row, value=-step)
+        else:
+            p.addcmul_(grad * row.unsqueeze(1), col, value=-step)
 
     def _step_factored(self, p: torch.Tensor, grad: FactoredGradient, step: float) -> None:
         """Rows and columns scaled in the thin parts: the looked-up rows, each product's two factors."""

@@ -76,8 +76,8 @@ def test_a_tied_output_matrix_trains_from_the_head_alone():
 
 
 def test_an_embedding_gradient_kept_factored_steps_as_the_dense_one_would():
-    """The tied embedding's gradient stays as looked-up rows and thin products; expanded block by block (here more
-    rows than one block), the step equals dynamic evaluation on the dense gradient."""
+    """The tied embedding's gradient stays as looked-up rows and thin products; scaled in those parts and added as
+    their product, the step equals dynamic evaluation on the dense gradient."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=1200, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
     reference = _reference(model)
@@ -93,7 +93,7 @@ def test_an_embedding_gradient_kept_factored_steps_as_the_dense_one_would():
         plan.step(batch, positions=4)
         torch.testing.assert_close(model.wte.weight.detach(), expected.detach(), atol=1e-6, rtol=1e-5)
         dense = model.wte.weight.numel() * 4
-        assert 0 < plan.memory().gradient_bytes < dense  # four positions' parts and one block, not the matrix
+        assert 0 < plan.memory().gradient_bytes < dense  # four positions' parts and a scaled copy, not the matrix
     assert "forward" not in model.wte.__dict__ and "forward" not in model.lm_head.__dict__  # given back on close
 
 
