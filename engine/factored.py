@@ -41,8 +41,9 @@ class FactoredGradient:
 
     @property
     def step_bytes(self) -> int:
-        """Its parts, plus the scaled copy of the largest one that a step makes (one part at a time)."""
-        parts = [t.numel() * t.element_size() for pair in (*self.rows, *self.products) for t in pair]
+        """Its parts, plus the scaled copy of the largest one that a step makes (one part, both its tensors, at a
+        time)."""
+        parts = [sum(t.numel() * t.element_size() for t in pair) for pair in (*self.rows, *self.products)]
         summed = 0 if self.summed is None else self.summed.numel() * self.summed.element_size()
         return self.bytes + max([*parts, summed, 0])
 
