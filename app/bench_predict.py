@@ -1,14 +1,19 @@
-"""`pocketkb bench predict`: suggestion latency per keystroke, typing a text character by character.
+"""`pocketkb bench predict`: suggestion latency and model calls per keystroke, typing a text character by character.
 
-Measured with the KV cache reused across keystrokes, with it off, and while the learner trains in the background.
+Measured with the KV cache reused across keystrokes, with it off, and while the learner trains in the background;
+optionally beside another checkout's predictor (a git worktree of an earlier commit), run in a child process.
 """
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.learner import LearnerConfig
 from app.predictor import Predictor
@@ -24,30 +29,51 @@ class LatencyStats:
     p95_ms: float
     max_ms: float
     mean_ms: float
+    model_calls: float = 0.0  # forward passes of the model per keystroke
 
     @classmethod
-    def of(cls, samples_ms: list[float]) -> "LatencyStats":
+    def of(cls, samples_ms: list[float], model_calls: int = 0) -> "LatencyStats":
         ordered = sorted(samples_ms)
         pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-        return cls(len(ordered), pick(0.50), pick(0.95), ordered[-1], statistics.fmean(ordered))
+        return cls(len(ordered), pick(0.50), pick(0.95), ordered[-1], statistics.fmean(ordered),
+                   model_calls / len(ordered))
 
     def line(self, label: str) -> str:
         return (f"{label:<18} keystrokes {self.keystrokes:>6}  p50 {self.p50_ms:6.2f} ms  "
-                f"p95 {self.p95_ms:6.2f} ms  max {self.max_ms:7.2f} ms  mean {self.mean_ms:6.2f} ms")
+                f"p95 {self.p95_ms:6.2f} ms  max {self.max_ms:7.2f} ms  mean {self.mean_ms:6.2f} ms  "
+                f"model calls {self.model_calls:5.2f} per keystroke")
+
+
+class CallCounter:
+    """Counts the model's forward passes (its first block runs once per pass, whatever code drives it)."""
+
+    def __init__(self, predictor: Predictor):
+        self.calls = 0
+        self._hook = predictor.model.blocks[0].register_forward_pre_hook(self._count)
+
+    def _count(self, *_) -> None:
+        self.calls += 1
+
+    def close(self) -> None:
+        self._hook.remove()
 
 
 def type_text(predictor: Predictor, text: str, keystrokes: int, warmup: int = 20) -> LatencyStats:
-    """Time `predictor.suggest` after each of the first `keystrokes` characters of `text`."""
+    """Time `predictor.suggest` after each of the first `keystrokes` characters of `text`, counting model calls."""
     predictor.invalidate()
     for i in range(1, warmup + 1):
         predictor.suggest(text[:i])
     predictor.invalidate()
     samples = []
-    for i in range(1, min(keystrokes, len(text)) + 1):
-        t0 = time.perf_counter()
-        predictor.suggest(text[:i])
-        samples.append((time.perf_counter() - t0) * 1000)
-    return LatencyStats.of(samples)
+    counter = CallCounter(predictor)
+    try:
+        for i in range(1, min(keystrokes, len(text)) + 1):
+            t0 = time.perf_counter()
+            predictor.suggest(text[:i])
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        counter.close()
+    return LatencyStats.of(samples, counter.calls)
 
 
 def type_while_learning(predictor: Predictor, text: str, keystrokes: int, mode: str) -> tuple[LatencyStats, int]:
@@ -94,3 +120,35 @@ def bench_predict(predictor: Predictor, text: str, keystrokes: int, learning_mod
         results[f"learning {learning_mode}"], rounds = type_while_learning(predictor, text, keystrokes, learning_mode)
         print(f"{rounds} learning rounds ran in the background while typing")
     return results
+
+
+def measure(model_dir: str, text_path: str, keystrokes: int, learning_mode: str | None) -> dict[str, LatencyStats]:
+    """Load the predictor as this checkout ships it and run `bench_predict` on the text's first characters."""
+    from app.loading import load_predictor, read_eval_texts
+
+    text = read_eval_texts(text_path, keystrokes + 20_000)[0].text
+    return bench_predict(load_predictor(model_dir), text, keystrokes, learning_mode)
+
+
+# Run in a child process with another checkout first on the path: its predictor, this file's measurement.
+_CHILD = """
+import importlib.util, json, sys
+checkout, bench_file, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sys.path.insert(0, checkout)
+spec = importlib.util.spec_from_file_location("pocketkb_bench_predict", bench_file)
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+results = bench.measure(**args)
+print(json.dumps({label: vars(stats) for label, stats in results.items()}))
+"""
+
+
+def measure_checkout(checkout: str | Path, model_dir: str, text_path: str, keystrokes: int,
+                     learning_mode: str | None) -> dict[str, LatencyStats]:
+    """`measure` with the predictor of another checkout of this project (e.g. `git worktree add DIR HEAD~1`)."""
+    args = {"model_dir": str(Path(model_dir).resolve()), "text_path": str(Path(text_path).resolve()),
+            "keystrokes": keystrokes, "learning_mode": learning_mode}
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(Path(checkout).resolve()), __file__, json.dumps(args)],
+                          capture_output=True, text=True, check=True)
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return {label: LatencyStats(**stats) for label, stats in data.items()}

@@ -63,14 +63,15 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from app.loading import load_predictor
+    from app.terminal import strip_line
 
     predictor = load_predictor(args.model)
-    predictor.suggest(args.text)  # first call loads lazily built tables
+    predictor.suggest(args.text)  # the first call pays for one-time set-up
     predictor.invalidate()
     t0 = time.perf_counter()
-    words = predictor.suggest(args.text)
+    strip = predictor.strip(args.text)
     ms = (time.perf_counter() - t0) * 1000
-    print(" | ".join(words))
+    print(strip_line(strip))
     print(f"{ms:.1f} ms")
     return 0
 
@@ -92,7 +93,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     if not Path(args.file).exists():
         return _fail(f"no such file: {args.file}")
-    texts = read_eval_texts(args.file, args.chars, args.users)
+    texts = read_eval_texts(args.file, args.chars, args.skip + args.users)[args.skip:]
     chars = sum(len(t.text) for t in texts)
     print(f"evaluating on {len(texts)} text(s), {chars:,} characters")
     predictor = load_predictor(args.model)
@@ -102,7 +103,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.int8:
         systems.append(SystemResult("pocketkb LM + prior, int8 Linears", run_predictor(
             texts, args.model, args.processes, predictor.config.prior_weight, int8=True)))
-    systems += _presage_systems(texts, args)
+    systems += _presage_systems(texts, args, frozenset(predictor.index.words))
     rows = [s.to_dict() for s in systems]
     ppl = perplexity(predictor.model, predictor.tokenizer, texts)
     title = f"{Path(args.file).name}: {len(texts)} text(s), {chars:,} chars, 3 suggestions, no learning"
@@ -114,8 +115,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _presage_systems(texts: list, args: argparse.Namespace) -> list:
-    """Presage with its stock database and with one built from our pretraining text, learning off."""
+def _presage_systems(texts: list, args: argparse.Namespace, known: frozenset[str]) -> list:
+    """Presage with its stock database and with one built from our pretraining text, learning off; its suggestions
+    are checked against the same `known` words as ours."""
     from app.evaluate import SystemResult
     from app.presage_eval import presage_ksr
     from app.presage_peer import presage_available
@@ -131,7 +133,8 @@ def _presage_systems(texts: list, args: argparse.Namespace) -> list:
         if not db.exists():
             print(f"{db} is missing (pocketkb presage-db builds it): '{name}' is left out")
             continue
-        out.append(SystemResult(name, presage_ksr([t.text for t in texts], db, processes=args.processes)))
+        out.append(SystemResult(name, presage_ksr([t.text for t in texts], db, processes=args.processes,
+                                                  known=known)))
     return out
 
 
@@ -245,22 +248,33 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
 
 def _bench_predict(args: argparse.Namespace) -> int:
-    from app.bench_predict import bench_predict
-    from app.loading import load_predictor, read_eval_texts
+    from app.bench_predict import measure, measure_checkout
 
     path = args.text or CORPUS_DIR / "dailydialog_test.txt.xz"
     if not Path(path).exists():
         return _fail(f"no such text file: {path} (give one with --text)")
-    text = read_eval_texts(path, args.keystrokes + 20_000)[0].text
+    if args.baseline and not (Path(args.baseline) / "app" / "predictor.py").exists():
+        return _fail(f"{args.baseline} is no checkout of this project (make one with git worktree add DIR REV)")
     mode = None if args.learning_mode == "off" else args.learning_mode
-    results = bench_predict(load_predictor(args.model), text, args.keystrokes, mode)
-    for label, stats in results.items():
-        print(stats.line(label))
-    if mode:
-        idle, busy = results["kv-cache reuse"], results[f"learning {mode}"]
-        print(f"p95 while learning / idle: {busy.p95_ms / idle.p95_ms:.2f}x")
+    runs = {}
+    if args.baseline:  # first, so neither build has the machine warmer
+        runs["baseline"] = measure_checkout(args.baseline, args.model, str(path), args.keystrokes, mode)
+    runs["this build"] = measure(args.model, str(path), args.keystrokes, mode)
+    for name, results in runs.items():
+        if args.baseline:
+            print(f"{name}{f' ({args.baseline})' if name == 'baseline' else ''}:")
+        for label, stats in results.items():
+            print(stats.line(label))
+        if mode:
+            idle, busy = results["kv-cache reuse"], results[f"learning {mode}"]
+            print(f"p95 while learning / idle: {busy.p95_ms / idle.p95_ms:.2f}x")
+    if args.baseline:
+        new, old = runs["this build"]["kv-cache reuse"], runs["baseline"]["kv-cache reuse"]
+        print(f"this build / baseline, with KV-cache reuse: p95 {new.p95_ms / old.p95_ms:.2f}x, "
+              f"model calls per keystroke {new.model_calls / old.model_calls:.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({k: vars(v) for k, v in results.items()}, indent=2))
+        data = {name: {k: vars(v) for k, v in results.items()} for name, results in runs.items()}
+        Path(args.json).write_text(json.dumps(data if args.baseline else data["this build"], indent=2))
     return 0
 
 
@@ -431,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a .txt/.txt.xz file or a users .jsonl.xz file")
     p.add_argument("--chars", type=int, default=20_000, help="characters per text (per user for a users file)")
     p.add_argument("--users", type=int, default=20, help="users to take from a users file")
+    p.add_argument("--skip", type=int, default=0, help="users to pass over first (20: the tuning users 21-28 next)")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--json", help="write the results here")
     p.add_argument("--presage-db", default=str(PRESAGE_DB), help="Presage database built from our pretraining text")
@@ -455,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", help="text to type (default: DailyDialog test from ../shared/corpus)")
     p.add_argument("--learning-mode", default="sparse", help="predict: also time keystrokes while this mode learns "
                                                             "in the background ('off' to skip)")
+    p.add_argument("--baseline", help="predict: also measure another checkout's predictor first, in the same sitting "
+                                      "(e.g. a worktree of the previous commit: git worktree add DIR HEAD~1)")
     p.add_argument("--users", help="learning: users .jsonl.xz file (default: the dev users in ../shared/corpus)")
     p.add_argument("--skip", type=int, default=20, help="learning: users to pass over first (20: not the eval users)")
     p.add_argument("--limit", type=int, default=4, help="learning: users to learn")

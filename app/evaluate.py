@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from app.ksr import KsrResult, simulate
 from app.loading import EvalText, load_predictor
 from app.predictor import PredictorConfig
+from app.words import KnownWords
 from engine.quant import round_frozen_linears_to_int8
 from models.gpt import GPT
 from models.tokenizer import BOS_ID, Tokenizer
@@ -42,6 +43,7 @@ class SystemResult:
 def _init_worker(model_dir: str, prior_weight: float, int8: bool) -> None:
     torch.set_num_threads(1)
     _WORKER["predictor"] = load_predictor(model_dir, config=PredictorConfig(prior_weight=prior_weight))
+    _WORKER["known"] = KnownWords(frozenset(_WORKER["predictor"].index.words))  # the shipped vocabulary
     if int8:
         round_frozen_linears_to_int8(_WORKER["predictor"].model)
 
@@ -50,7 +52,7 @@ def _simulate_worker(job: tuple[str, tuple[int, int]]) -> KsrResult:
     text, span = job
     predictor = _WORKER["predictor"]
     predictor.invalidate()
-    return simulate(text, predictor.suggest, span)
+    return simulate(text, lambda before: predictor.strip(before).shown, span, known=_WORKER["known"])
 
 
 def _spans(text: str, parts: int) -> list[tuple[int, int]]:
@@ -99,7 +101,11 @@ def perplexity(model: GPT, tokenizer: Tokenizer, texts: list[EvalText]) -> dict[
 
 
 def format_table(rows: list[dict], title: str) -> str:
-    lines = [title, f"{'system':<40} {'KSR %':>7} {'top-1 %':>8} {'top-3 %':>8} {'words':>7}"]
+    """One line per system: KSR, next-word accuracy, the share of suggestions that are no known word, and the share
+    of known words typed whole that the strip then offered as typed."""
+    lines = [title, f"{'system':<40} {'KSR %':>7} {'top-1 %':>8} {'top-3 %':>8} {'words':>7} {'non-word %':>10} "
+                    f"{'typed offered %':>15}"]
     for r in rows:
-        lines.append(f"{r['system']:<40} {r['ksr']:>7.2f} {r['top1']:>8.2f} {r['top3']:>8.2f} {r['words']:>7}")
+        lines.append(f"{r['system']:<40} {r['ksr']:>7.2f} {r['top1']:>8.2f} {r['top3']:>8.2f} {r['words']:>7} "
+                     f"{r['non_words']:>10.2f} {r['typed_offered']:>15.2f}")
     return "\n".join(lines)

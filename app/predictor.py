@@ -1,6 +1,7 @@
 """Word completion and next-word prediction from the language model, with the KV cache reused across keystrokes.
 
-A prefix-constrained beam search spells words from subword pieces up to a word boundary and ranks them.
+Only known words are offered (the shipped vocabulary and the user's own): the model scores a few likely ones in one
+batched call, memoised while the context stays; the strip also holds the typed word itself when it is a known word.
 """
 from __future__ import annotations
 
@@ -14,38 +15,46 @@ import torch
 
 from app.ksr import tokens
 from app.user_vocab import CONTEXT_WORDS, CacheWeights, UserVocabulary
-from app.vocab_index import VocabIndex, word_part
-from app.words import TypingState, match_case, split_typing
+from app.vocab_index import VocabIndex
+from app.words import APOSTROPHE, CONTRACTIONS, KnownWords, TypingState, match_case, split_typing
 from models.gpt import GPT, LayerCache
 from models.tokenizer import BOS_ID, Tokenizer
 from models.word_prior import WordPrior
 
 _SPACES = re.compile(r"\s+")
-MEMO_LIMIT = 2000  # memoised partial words kept per context
 MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
-USER_CANDIDATES = 6  # words the user typed that the model scores beside its own search, per keystroke
+USER_CANDIDATES = 6  # the user's most frequent words with the prefix that the model scores too, per keystroke
 PRIOR_CANDIDATES = 3  # likeliest words of the count prior that the model scores too (up to twice this many)
+ANCHORED_CANDIDATES = 8  # the prior's likeliest words glued to the chunk typed before ("t" in "don't"), for the model
+RECENT_CHARS = 2000  # the text before the cursor whose words count as typed by the user (candidates, and known)
+RECENT_CANDIDATES = 6  # the latest of them that complete the prefix, scored by the model too
+SPELLINGS_KEPT = 50_000  # words whose tokens are remembered
 USER_FOLLOWERS = 6  # words the user most often typed after the last word (and the last two) ranked too, each
 
 
 @dataclass
 class PredictorConfig:
     suggestions: int = 3
-    beam: int = 8               # partial words kept per search level
-    max_levels: int = 5         # model calls per search beyond the context
+    candidates: int = 16        # vocabulary words the model scores per keystroke, picked by its first-piece estimate
     window_margin: int = 8      # positions of the model window left free for the word being spelled
     reuse_cache: bool = True
     prior_weight: float = 0.25  # share of the count-based prior in the word probability (0: neural alone)
-    unknown_word_factor: float = 0.01  # with the prior: a word neither it nor the user knows counts this much
     cache: CacheWeights = field(default_factory=CacheWeights)  # the user's own word statistics' share
 
 
-@dataclass
-class _Hyp:
-    tokens: list[int]
-    logp: float
-    consumed: int               # characters of the required text spelled so far
-    word: str = ""              # characters spelled beyond the required text (model's casing)
+@dataclass(frozen=True)
+class Strip:
+    """What the suggestion strip shows: the predictions, best first, and the typed word itself when it is a known
+    word (accepting it adds the space). The typed word never takes a prediction's place: it matters only once the
+    word is whole, when a completion can no longer save a keystroke but longer words can still be wanted."""
+
+    words: list[str]
+    typed: str | None = None
+
+    @property
+    def shown(self) -> list[str]:
+        """Everything on the strip: the typed word first, then the predictions."""
+        return ([self.typed] if self.typed else []) + self.words
 
 
 @dataclass
@@ -61,16 +70,6 @@ class _Candidates:
         if logp > self.form.get(key, (-math.inf, ""))[0]:
             self.form[key] = (logp, word)
 
-    def kth_best(self, k: int) -> float:
-        if len(self.mass) < k:
-            return -math.inf
-        return math.log(sorted(self.mass.values(), reverse=True)[k - 1])
-
-
-def _plausible(word: str, prefix: str) -> bool:
-    """Letters and digits only, unless the user is typing symbols themselves (mojibake like "donâ€™t" is not)."""
-    return word.isalnum() or not (prefix == "" or prefix.isalnum())
-
 
 class Predictor:
     """Suggests three words for the text before the cursor."""
@@ -81,7 +80,8 @@ class Predictor:
         self.tokenizer = tokenizer
         self.config = config or PredictorConfig()
         self.prior = prior
-        self.index = VocabIndex(tokenizer)
+        self.index = VocabIndex(tokenizer, prior.t.words if prior else (), prior.t.unigram if prior else None)
+        self.vocabulary = KnownWords(self.index)
         self.blocked: set[str] = set()
         self.user_words = UserVocabulary()  # words the user typed: known even if the prior is not, and candidates
         self.word_stats_share = 1.0  # of `config.cache`: the session lowers it while the model learns the user's words
@@ -90,9 +90,12 @@ class Predictor:
         self._tokens: list[int] = []
         self._cache: list[LayerCache] | None = None
         self._last_logp: torch.Tensor | None = None
-        # piece sequence after the context -> (next-piece log-probs, its own keys/values per layer)
-        self._memo: dict[tuple[int, ...], tuple[torch.Tensor, list[LayerCache]]] = {}
-        self._word_memo: dict[str, float] = {}  # word as spelled -> its log-probability after the context
+        self._word_memo: dict[tuple[str, bool], float] = {}  # (text, boundary after it) -> log-prob after the context
+        self._recent: tuple[str, dict[str, str]] = ("", {})  # text searched -> its words, latest first
+        self._spellings: dict[str, list[int]] = {}  # word -> its tokens
+        # tokens of a word scored after the context -> (its own keys/values per layer, next-piece log-probs after it)
+        self._rows: dict[tuple[int, ...], tuple[list[LayerCache], torch.Tensor]] = {}
+        self.model_calls = 0  # forward passes run for suggestions, ever
         self._pending: dict[str, torch.Tensor] = {}  # new parameter values waiting for the next word
 
     def update_weights(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -116,8 +119,7 @@ class Predictor:
         with self.lock:
             self._take_pending()
             self._tokens, self._cache, self._last_logp = [], None, None
-            self._memo.clear()
-            self._word_memo.clear()
+            self._forget_words()
 
     def weights_changed(self) -> None:
         """Call after the learner changed some weights. The KV cache stays: the context's keys and values keep the
@@ -125,15 +127,43 @@ class Predictor:
         learner's own steps treat their context); the newest token runs again with the new weights."""
         with self.lock:
             self._tokens, self._last_logp = self._tokens[:-1], None
-            self._memo.clear()
-            self._word_memo.clear()
+            self._forget_words()
 
     def suggest(self, text: str) -> list[str]:
+        """The predictions for the text before the cursor, best first."""
+        return self.strip(text).words
+
+    def strip(self, text: str) -> Strip:
         state = split_typing(text)
         with self.lock, torch.inference_mode():
             logp = self._context_logp(state.context)
             words = self._search(state, logp)
-        return words
+        return Strip(words, self._typed_word(state))
+
+    def knows(self, word: str, context: str = "") -> bool:
+        """A word of the shipped vocabulary (`KnownWords`), or one the user typed: before, or lately in `context`."""
+        key = word.lower()
+        return key in self.vocabulary or key in self.user_words or key in self._recent_words(context)
+
+    def _recent_words(self, context: str) -> dict[str, str]:
+        """The words of the context's last `RECENT_CHARS` characters, lower case -> latest spelling, latest first."""
+        tail = context[-RECENT_CHARS:]
+        if self._recent[0] != tail:
+            words: dict[str, str] = {}
+            for token in reversed(list(tokens(tail))):
+                words.setdefault(token.text.lower(), token.text)
+            self._recent = (tail, words)
+        return self._recent[1]
+
+    def _typed_word(self, state: TypingState) -> str | None:
+        """The word typed so far when it is a known word the user has not asked never to see: as typed, but
+        capitalised at a sentence start, and "i" as "I"."""
+        word = state.prefix
+        if not word or not self.knows(word, state.context) or word.lower() in self.blocked:
+            return None
+        if word == "i":
+            return "I"
+        return word[:1].upper() + word[1:] if state.sentence_start else word
 
     # -- context ------------------------------------------------------------------------------
     def _context_tokens(self, context: str) -> list[int]:
@@ -180,150 +210,167 @@ class Predictor:
             if common == len(tokens) == len(self._tokens) and self._last_logp is not None:
                 return self._last_logp
             common = min(common, len(tokens) - 1)
+            if common == len(self._tokens) and tuple(tokens[common:]) in self._rows:
+                return self._extend_by_row(tokens)
         past = None
         if common > 0:
             past = [(k[:, :, :common], v[:, :, :common]) for k, v in self._cache]
-        logits, cache = self.model.decode(torch.tensor([tokens[common:]]), past, last_only=True)
+        logits, cache = self._decode(torch.tensor([tokens[common:]]), past, last_only=True)
         self._tokens, self._cache = tokens, cache
-        self._memo.clear()
-        self._word_memo.clear()
+        self._forget_words()
         self._last_logp = torch.log_softmax(logits[0, -1].float(), dim=-1)
         return self._last_logp
 
+    def _extend_by_row(self, tokens: list[int]) -> torch.Tensor:
+        """The context grew by a word that was scored after it (the word typed, or a suggestion taken): its keys,
+        values and next-piece log-probs are at hand, and no model call is needed."""
+        own, logp = self._rows[tuple(tokens[len(self._tokens):])]
+        self._cache = [(torch.cat([k, own_k], 2), torch.cat([v, own_v], 2))
+                       for (k, v), (own_k, own_v) in zip(self._cache, own)]
+        self._tokens, self._last_logp = tokens, logp
+        self._forget_words()
+        return logp
+
+    def _forget_words(self) -> None:
+        self._word_memo.clear()
+        self._rows.clear()
+
     # -- search -------------------------------------------------------------------------------
     def _search(self, state: TypingState, first_logp: torch.Tensor) -> list[str]:
-        required = " " + state.anchor.lower() + state.prefix.lower()
-        found = _Candidates()
-        if len(required) > MAX_SPELLED:
+        """Known words that complete the prefix, scored by the model in one batch and ranked with the prior and the
+        user's statistics. Candidates come from the vocabulary (the model's first-piece estimate picks them), the
+        prior's likeliest and the user's own words: no spelling no one uses is ever offered."""
+        if len(state.anchor) + len(state.prefix) >= MAX_SPELLED:
             return []  # no word is that long: a paste of a URL or a key held down
-        level = [_Hyp([], 0.0, 0)]
-        logps = [first_logp]
-        for depth in range(self.config.max_levels):
-            children = []
-            for hyp, logp in zip(level, logps):
-                children.extend(self._expand(hyp, logp, required, state, found))
-            bar = found.kth_best(self.config.suggestions + min(len(self.blocked), 3))
-            children = [c for c in children if c.logp > bar]
-            children.sort(key=lambda h: h.logp, reverse=True)
-            level = children[: self.config.beam]
-            if not level or depth == self.config.max_levels - 1:
-                break
-            logps = self._next_logps(level)
         history = self._history(state)
         followers = self._followers(state, history)
-        self._score_words(state, found, history, followers)
-        words = self._rank(found, state, history, followers)
-        if len(words) < self.config.suggestions:
-            self._spell_forced(state, found)
-            words = self._rank(found, state, history, followers)
-        return words
+        forms = self._candidates(state, first_logp, history, followers)
+        if not state.anchor:
+            forms = self._worth_scoring(forms, state, first_logp, history, followers)
+        found = _Candidates()
+        ride = [state.prefix] if state.prefix and not state.anchor else []  # so a space after it needs no model call
+        for form, logp in self._scored(state.anchor, forms, ride).items():
+            found.add(state.prefix + form[len(state.prefix):], logp)
+        return self._rank(found, state, history, followers)
 
-    def _score_words(self, state: TypingState, found: _Candidates, history: tuple[str, ...],
-                     followers: list[str]) -> None:
-        """Words the search did not reach that complete the prefix, scored by the model in one batch (memoised
-        per context): the user's own words (their most frequent, and those they typed after these words), and the
-        count prior's likeliest, so the mix weighs them fairly."""
-        if not state.prefix or state.anchor:
-            return
-        forms = self.user_words.with_prefix(state.prefix, USER_CANDIDATES)
-        forms += [self.user_words.forms[w] for w in followers]
-        if self.prior is not None and self.config.prior_weight > 0:
-            forms += [w for w in self.prior.candidates(history, state.prefix, PRIOR_CANDIDATES)
-                      if len(w) > len(state.prefix)]
-        spelled = list(dict.fromkeys(state.prefix + form[len(state.prefix):] for form in forms))
-        todo = [w for w in spelled if w.lower() not in found.mass and w not in self._word_memo]
-        encoded = {w: self.tokenizer.encode(w) for w in todo}
-        todo = [w for w in todo if 0 < len(encoded[w]) <= self.config.window_margin]  # must fit the window
-        if todo:
-            rows = [encoded[w] for w in todo]
-            width = max(map(len, rows))
-            logits, _ = self.model.decode(torch.tensor([r + [0] * (width - len(r)) for r in rows]), prefix=self._cache)
-            logps = torch.log_softmax(logits.float(), dim=-1)
-            for i, (word, row) in enumerate(zip(todo, rows)):
-                score = self._last_logp[row[0]].item() + sum(logps[i, t - 1, row[t]].item() for t in range(1, len(row)))
-                end = torch.logsumexp(logps[i, len(row) - 1, self.index.boundary_ids], 0).item()
-                self._word_memo[word] = score + end
-        for word in spelled:
-            if word in self._word_memo and word.lower() not in found.mass:
-                found.add(word, self._word_memo[word])
+    def _worth_scoring(self, forms: list[str], state: TypingState, first_logp: torch.Tensor,
+                       history: tuple[str, ...], followers: list[str]) -> list[str]:
+        """The candidates that could reach the strip (branch and bound: the strip comes out the same). A word is no
+        likelier than its first piece, so a word whose value with that bound stays below the third best value the
+        words already scored (or the prior alone) guarantee is not scored."""
+        exact = {f: self._word_memo[(f, True)] for f in forms if (f, True) in self._word_memo}
+        low: dict[str, float] = {}   # lower case -> model probability known so far
+        high: dict[str, float] = {}  # ... and the most it can be
+        for form, row in zip(forms, self._spell(forms)):
+            key = form.lower()
+            known = math.exp(exact[form]) if form in exact else 0.0
+            low[key] = low.get(key, 0.0) + known
+            bound = known if form in exact else math.exp(first_logp[row[0]].item()) if row else 0.0
+            high[key] = high.get(key, 0.0) + bound
+        shown = lambda key: key not in self.blocked and key != state.prefix.lower()  # noqa: E731 (as `_rank` skips)
+        floor = sorted((v for k, v in self._values(low, state, history, followers).items() if shown(k)), reverse=True)
+        bar = floor[self.config.suggestions - 1] if len(floor) >= self.config.suggestions else -math.inf
+        hopeful = {k for k, v in self._values(high, state, history, followers).items() if k in high and v >= bar}
+        return [f for f in forms if f.lower() in hopeful]
 
-    def _spell_forced(self, state: TypingState, found: _Candidates) -> None:
-        """For text no piece search can spell (rare symbols): the typed text's own tokens, then one piece more."""
-        forced = self.tokenizer.encode(state.anchor + state.prefix)[-self.config.window_margin:]
-        logits, _ = self.model.decode(torch.tensor([forced]), prefix=self._cache, last_only=True)
-        logp = torch.log_softmax(logits[0, -1].float(), dim=-1)[self.index.continue_ids]
-        top_scores, top_pos = logp.topk(min(len(logp), 4 * self.config.suggestions + len(self.blocked)))
-        for score, pos in zip(top_scores.tolist(), top_pos.tolist()):
-            word, _ = word_part(self.index.pieces[int(self.index.continue_ids[pos])])
-            found.add(state.prefix + word, score - 50.0)  # ranked below every word the search found
-
-    def _next_logps(self, level: list[_Hyp]) -> list[torch.Tensor]:
-        """Next-piece log-probabilities after each partial word, all of one length.
-
-        Results are memoised per piece sequence while the context stays the same, so the next
-        keystroke of the same word mostly finds the paths it needs already computed.
-        """
-        todo = [h for h in level if tuple(h.tokens) not in self._memo]
-        if todo:
-            past = None
-            if len(todo[0].tokens) > 1:  # each row's own keys/values beyond the context, from the memo
-                own = [self._memo[tuple(h.tokens[:-1])][1] for h in todo]
-                past = [(torch.cat([o[i][0] for o in own]), torch.cat([o[i][1] for o in own]))
-                        for i in range(len(self._cache))]
-            logits, cache = self.model.decode(torch.tensor([[h.tokens[-1]] for h in todo]), past, prefix=self._cache)
-            logps = torch.log_softmax(logits[:, -1].float(), dim=-1)
-            if len(self._memo) > MEMO_LIMIT:
-                self._memo.clear()
-            for row, hyp in enumerate(todo):
-                self._memo[tuple(hyp.tokens)] = (logps[row], [(k[row:row + 1].clone(), v[row:row + 1].clone())
-                                                               for k, v in cache])
-        return [self._memo[tuple(h.tokens)][0] for h in level]
-
-    def _expand(self, hyp: _Hyp, logp: torch.Tensor, required: str, state: TypingState,
-                found: _Candidates) -> list[_Hyp]:
-        """Complete words and partial words one piece beyond `hyp`."""
-        children = []
-        if hyp.consumed >= len(required):
-            if hyp.word:
-                found.add(state.prefix + hyp.word, hyp.logp + torch.logsumexp(logp[self.index.boundary_ids], 0).item())
-            ids = self.index.continue_ids
-            extras = None
+    def _candidates(self, state: TypingState, first_logp: torch.Tensor, history: tuple[str, ...],
+                    followers: list[str]) -> list[str]:
+        """Spellings of known words that go on from the prefix, for the model to score."""
+        prefix = state.prefix
+        if APOSTROPHE in prefix:  # "I’" + "m": one word, contracted
+            head, _, tail = prefix.rpartition(APOSTROPHE)
+            forms = [head + APOSTROPHE + ending for ending in CONTRACTIONS if ending.startswith(tail.lower())]
+        elif state.anchor:  # a word glued to what precedes it ("ll" after "I'"): the first-piece estimate does not apply
+            forms = list(CONTRACTIONS) if state.anchor.endswith("'") else []
+            if self.prior is not None:
+                forms += self.prior.candidates(history, prefix, ANCHORED_CANDIDATES)
         else:
-            ids, extras = self.index.compatible(required[hyp.consumed:])
-            if len(ids) == 0:
-                return children
-        scores = logp[ids]
-        k = min(len(ids), self.config.beam)
-        top_scores, top_pos = scores.topk(k)
-        for score, pos in zip(top_scores.tolist(), top_pos.tolist()):
-            token = int(ids[pos])
-            piece = self.index.pieces[token]
-            if extras is None:
-                added, consumed = piece, hyp.consumed
-            else:
-                added = extras[pos]
-                consumed = hyp.consumed + (len(piece) - len(added))
-            word, ended = word_part(added)
-            child = _Hyp(hyp.tokens + [token], hyp.logp + score, consumed, hyp.word + word)
-            if ended:
-                if child.word:
-                    found.add(state.prefix + child.word, child.logp)
-            else:
-                children.append(child)
-        return children
+            forms = self.index.propose(first_logp, prefix, self.config.candidates)
+            if self.prior is not None and self.config.prior_weight > 0:
+                forms += [self.index.likelier_form(w, first_logp)
+                          for w in self.prior.candidates(history, prefix, PRIOR_CANDIDATES)]
+        if prefix:
+            forms += self.user_words.with_prefix(prefix, USER_CANDIDATES)
+        forms += [self.user_words.forms[w] for w in followers]
+        if not state.anchor:
+            forms += self._recent_candidates(state, first_logp)
+        return [f for f in dict.fromkeys(forms) if len(f) > len(prefix) and f.lower() not in self.blocked]
 
-    def _rank(self, found: _Candidates, state: TypingState, history: tuple[str, ...],
-              followers: Iterable[str] = ()) -> list[str]:
-        scores = dict(found.mass)
+    def _recent_candidates(self, state: TypingState, first_logp: torch.Tensor) -> list[str]:
+        """Words typed lately in this text that complete the prefix (a name the model can copy from its context), in
+        the model's likelier spelling when the vocabulary has them, else as typed."""
+        key = state.prefix.lower()
+        out = []
+        for word, form in self._recent_words(state.context).items():
+            if word.startswith(key) and len(word) > len(key):
+                out.append(self.index.likelier_form(word, first_logp) if word in self.index else form)
+                if len(out) == RECENT_CANDIDATES:
+                    break
+        return out
+
+    def _scored(self, anchor: str, forms: list[str], ride_along: list[str] = ()) -> dict[str, float]:
+        """Each spelling's log-probability as the next word, a word boundary included; after an `anchor` (typed of the
+        same chunk) given the anchor. The ones not yet memoised for this context are scored in one batched call,
+        the `ride_along` words too when that call is made."""
+        texts = {anchor + f: True for f in forms}  # text -> whether a word boundary ends it
+        if anchor:
+            texts[anchor] = False
+        todo = [t for t in texts if (t, texts[t]) not in self._word_memo]
+        if todo:
+            extra = [w for w in ride_along if w not in texts and (w, True) not in self._word_memo]
+            texts.update(dict.fromkeys(extra, True))
+            todo += extra
+        todo_rows = [(t, row) for t, row in zip(todo, self._spell(todo)) if 0 < len(row) <= self.config.window_margin]
+        if todo_rows:
+            width = max(len(row) for _, row in todo_rows)
+            batch = torch.tensor([row + [0] * (width - len(row)) for _, row in todo_rows])
+            logits, cache = self._decode(batch, prefix=self._cache)
+            logps = torch.log_softmax(logits.float(), dim=-1)
+            ends = torch.logsumexp(logps[:, :, self.index.boundary_ids], dim=-1)
+            for i, (text, row) in enumerate(todo_rows):
+                n = len(row)
+                self._rows[tuple(row)] = ([(k[i:i + 1, :, :n], v[i:i + 1, :, :n]) for k, v in cache], logps[i, n - 1])
+                ids = torch.tensor(row)
+                inner = logps[i, torch.arange(len(row) - 1), ids[1:]].sum().item() if len(row) > 1 else 0.0
+                end = ends[i, len(row) - 1].item() if texts[text] else 0.0
+                self._word_memo[(text, texts[text])] = self._last_logp[row[0]].item() + inner + end
+        given = self._word_memo.get((anchor, False), 0.0) if anchor else 0.0
+        return {f: self._word_memo[(anchor + f, True)] - given for f in forms if (anchor + f, True) in self._word_memo}
+
+    def _spell(self, words: list[str]) -> list[list[int]]:
+        """The tokens of each word as the next word of a text (leading space), remembered: words recur."""
+        new = [w for w in dict.fromkeys(words) if w not in self._spellings]
+        if new:
+            if len(self._spellings) > SPELLINGS_KEPT:
+                self._spellings.clear()
+            self._spellings.update(zip(new, self.tokenizer.encode_many(new)))
+        return [self._spellings[w] for w in words]
+
+    def _decode(self, idx: torch.Tensor, past: list[LayerCache] | None = None,
+                prefix: list[LayerCache] | None = None, last_only: bool = False
+                ) -> tuple[torch.Tensor, list[LayerCache]]:
+        """The model's incremental decode, counted (`bench predict` reports calls per keystroke)."""
+        self.model_calls += 1
+        return self.model.decode(idx, past, prefix=prefix, last_only=last_only)
+
+    def _values(self, mass: dict[str, float], state: TypingState, history: tuple[str, ...],
+                followers: Iterable[str] = ()) -> dict[str, float]:
+        """What ranks a word (lower case): its model probability `mass` mixed with the prior's, plus the user's own
+        statistics; over the given words, the user's followers and the prior's likeliest."""
+        scores = dict(mass)
         for word in followers:
             scores.setdefault(word, 0.0)
         if self.prior is not None and self.config.prior_weight > 0:
             scores = self._with_prior(scores, state, history)
-        scores = self._with_cache(scores, history)
+        return self._with_cache(scores, history)
+
+    def _rank(self, found: _Candidates, state: TypingState, history: tuple[str, ...],
+              followers: Iterable[str] = ()) -> list[str]:
+        scores = self._values(found.mass, state, history, followers)
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))  # ties by the word: no hash-seed order
         out = []
         for key, _ in ranked:
-            if key in self.blocked or key == state.prefix.lower() or not _plausible(key, state.prefix):
+            if key in self.blocked or key == state.prefix.lower():
                 continue
             form = found.form[key][1] if key in found.form else self.user_words.forms.get(key, key)
             out.append(match_case(form, state.prefix, state.sentence_start))
@@ -337,7 +384,7 @@ class Predictor:
         keys.update(self.prior.candidates(history, state.prefix, 2 * self.config.suggestions))
         lam = self.config.prior_weight
         prior = self.prior.probabilities(history, keys)
-        return {k: (1 - lam) * mass.get(k, 0.0) * self._familiarity(k) + lam * prior[k] for k in keys}
+        return {k: (1 - lam) * mass.get(k, 0.0) + lam * prior[k] for k in keys}
 
     def _followers(self, state: TypingState, history: tuple[str, ...]) -> list[str]:
         """Words the user typed after the last word or two that complete the prefix (none with pairs left out)."""
@@ -361,9 +408,3 @@ class Predictor:
         words = [t.text.lower() for t in tokens((state.context + state.anchor)[-200:])]
         order = max(self.prior.order if self.prior is not None else 0, CONTEXT_WORDS + 1)
         return tuple(words[-(order - 1):])
-
-    def _familiarity(self, word: str) -> float:
-        """Down-weights spellings the model invents ("veryth") that no dictionary or user ever used."""
-        known = word in self.prior.index or word in self.user_words
-        return 1.0 if known else self.config.unknown_word_factor
-

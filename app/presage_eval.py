@@ -12,8 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from app.ksr import KsrResult, simulate
+from typing import Collection
+
+from app.ksr import PROTOCOL, KsrResult, simulate
 from app.presage_peer import PresagePeer, peer_settings
+from app.words import KnownWords
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / "runs" / "presage" / "cache"
 
@@ -26,10 +29,17 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def cache_key(text: str, db_sha256: str, online_learning: bool) -> str:
-    """The database enters by content (not path); the settings enter without paths, which vary per run."""
+def words_sha256(known: Collection[str] | None) -> str:
+    return hashlib.sha256("\n".join(sorted(known)).encode()).hexdigest() if known is not None else ""
+
+
+def cache_key(text: str, db_sha256: str, online_learning: bool, known_sha256: str = "") -> str:
+    """The database enters by content (not path); the settings enter without paths, which vary per run; with figures
+    counted against known words, those words and the protocol's version enter too."""
     settings = {k: v for k, v in peer_settings("", online_learning).items() if not k.endswith("DBFILENAME")}
     identity = {"text": hashlib.sha256(text.encode()).hexdigest(), "db": db_sha256, "settings": settings}
+    if known_sha256:  # results of KSR alone keep their key
+        identity.update(known=known_sha256, protocol=PROTOCOL)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -45,24 +55,27 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _simulate_text(job: tuple[str, str, bool]) -> KsrResult:
-    text, db, online_learning = job
+def _simulate_text(job: tuple[str, str, bool, frozenset[str] | None]) -> KsrResult:
+    text, db, online_learning, vocabulary = job
     with PresagePeer(db, online_learning) as peer:
-        return simulate(text, peer.suggest)
+        return simulate(text, peer.suggest, known=KnownWords(vocabulary) if vocabulary is not None else None)
 
 
 def presage_ksr(texts: list[str], db: str | Path, online_learning: bool = False, processes: int = 2,
-                cache_dir: str | Path = CACHE_DIR) -> list[KsrResult]:
-    """KSR of Presage on each text (a fresh peer per text), `processes` texts at a time; cached texts are not rerun."""
+                cache_dir: str | Path = CACHE_DIR, known: Collection[str] | None = None) -> list[KsrResult]:
+    """KSR of Presage on each text (a fresh peer per text), `processes` texts at a time; cached texts are not rerun.
+    With `known` (the vocabulary, lower case), also the share of its suggestions that are no known word
+    (`app.words.KnownWords`), and how often it offers a whole-typed known word itself."""
     cache_dir = Path(cache_dir)
     db_sha256 = file_sha256(db)
-    keys = [cache_key(text, db_sha256, online_learning) for text in texts]
+    known = frozenset(known) if known is not None else None
+    keys = [cache_key(text, db_sha256, online_learning, words_sha256(known)) for text in texts]
     done = {key: result_from_dict(json.loads((cache_dir / f"{key}.json").read_text())["result"])
             for key in set(keys) if (cache_dir / f"{key}.json").exists()}
     todo = {key: text for key, text in zip(keys, texts) if key not in done}
     if todo:
         with mp.get_context("spawn").Pool(max(1, min(processes, len(todo)))) as pool:
-            jobs = [(text, str(db), online_learning) for text in todo.values()]
+            jobs = [(text, str(db), online_learning, known) for text in todo.values()]
             for count, (key, result) in enumerate(zip(todo, pool.imap(_simulate_text, jobs)), start=1):
                 _write_json(cache_dir / f"{key}.json", {"db": str(db), "online_learning": online_learning,
                                                         "result": dataclasses.asdict(result)})

@@ -17,7 +17,7 @@ import torch
 from app.learner import Learner, LearnerConfig, LearnerStats, RoundResult
 from app.modes import MODES
 from app.personal_file import PersonalModel
-from app.predictor import Predictor
+from app.predictor import Predictor, Strip
 from app.sentences import finished_sentences
 from app.store import Store, new_meta
 from app.user_vocab import UserVocabulary
@@ -163,9 +163,14 @@ class Session:
         self._last_save, self._dirty = time.monotonic(), False
 
     # --- typing ----------------------------------------------------------------------------------------------
-    def suggest(self, text: str) -> list[str]:
+    def strip(self, text: str) -> Strip:
+        """What the suggestion strip shows for the text before the cursor."""
         self.predictor.word_stats_share = self.config.learned_word_stats if self.learner.has_learned() else 1.0
-        return self.predictor.suggest(text)
+        return self.predictor.strip(text)
+
+    def suggest(self, text: str) -> list[str]:
+        """The predictions alone, best first."""
+        return self.strip(text).words
 
     def text_changed(self, text: str) -> list[str]:
         """The whole text as it now stands; sentences finished since the last call are recorded and learned.

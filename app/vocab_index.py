@@ -1,63 +1,78 @@
-"""Lookup tables over the tokenizer's pieces for spelling words: which pieces start, continue or end a word.
+"""The known words as the model spells them: each vocabulary word's first piece in lower case, capitalised and in
+capitals, and its share of the words that start with that piece, so one look at the next-piece distribution ranks
+every word.
 
-Built once per tokenizer; answers "which pieces are compatible with this required text" in microseconds.
+Built once per tokenizer and vocabulary; also knows which pieces end a word.
 """
 from __future__ import annotations
 
 import bisect
-from functools import lru_cache
+from typing import Sequence
 
+import numpy as np
 import torch
 
 from app.words import is_word_char
 from models.tokenizer import Tokenizer
 
-
-def word_part(text: str) -> tuple[str, bool]:
-    """The leading run of word characters of `text`, and whether a non-word character follows it."""
-    for i, ch in enumerate(text):
-        if not is_word_char(ch):
-            return text[:i], True
-    return text, False
+FORMS = (str.lower, str.capitalize, str.upper)  # how a vocabulary word (stored in lower case) may be spelled
 
 
 class VocabIndex:
-    def __init__(self, tokenizer: Tokenizer):
-        self.pieces = tokenizer.pieces
-        self.lower = [p.lower() for p in self.pieces]
-        n = len(self.pieces)
-        order = sorted((p, i) for i, p in enumerate(self.lower) if p)
-        self._sorted = [p for p, _ in order]
-        self._sorted_ids = [i for _, i in order]
-        self._longest = max(map(len, self.lower))
-        self._by_text: dict[str, list[int]] = {}
-        for i, p in enumerate(self.lower):
-            if p:
-                self._by_text.setdefault(p, []).append(i)
-        starts_word = [bool(p) and is_word_char(p[0]) for p in self.pieces]
+    def __init__(self, tokenizer: Tokenizer, words: Sequence[str] = (), frequency: np.ndarray | None = None):
+        """`words`: the vocabulary, sorted and in lower case; `frequency`: how common each is (any scale)."""
+        pieces = tokenizer.pieces
+        starts_word = [bool(p) and is_word_char(p[0]) for p in pieces]
         # After a word, any piece that does not continue it ends it: spaces, punctuation, bytes, controls.
-        self.boundary_ids = torch.tensor([i for i in range(n) if not starts_word[i]], dtype=torch.long)
-        self.continue_ids = torch.tensor([i for i in range(n) if starts_word[i]], dtype=torch.long)
+        self.boundary_ids = torch.tensor([i for i, s in enumerate(starts_word) if not s], dtype=torch.long)
+        self.words = list(words)
+        weight = np.asarray(frequency if frequency is not None else np.ones(len(self.words)), np.float64) + 0.5
+        self.first: list[np.ndarray] = []      # per form: each word's first piece in that spelling
+        self.log_share: list[np.ndarray] = []  # per form: log of the word's share of its first piece's words
+        earlier: list[list[str]] = []
+        for form in FORMS:
+            spelled = [form(w) for w in self.words]
+            first = np.array([ids[0] if ids else 0 for ids in tokenizer.encode_many(spelled)], np.int64)
+            own = np.array([all(s != e[i] for e in earlier) for i, s in enumerate(spelled)])  # a spelling of its own
+            earlier.append(spelled)
+            mass = np.where(own, weight, 0.0)
+            group = np.bincount(first, weights=mass, minlength=len(pieces))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(own, np.log(mass) - np.log(group[first]), -np.inf)
+            self.log_share.append(share.astype(np.float32))
+            self.first.append(first)
 
-    @lru_cache(maxsize=4096)
-    def compatible(self, required: str) -> tuple[torch.Tensor, tuple[str, ...]]:
-        """Pieces that spell a prefix of `required` (lower case) or spell all of it and go on.
+    def __contains__(self, word: str) -> bool:
+        """Whether `word` (any case) is in the vocabulary."""
+        key = word.lower()
+        i = bisect.bisect_left(self.words, key)
+        return i < len(self.words) and self.words[i] == key
 
-        Returns their ids and, for each, what it adds beyond `required` ("" if it stops inside it).
-        Pieces that go past `required` must add word characters, optionally closed by punctuation.
-        """
-        ids, extra = [], []
-        for k in range(1, min(len(required), self._longest + 1)):
-            for i in self._by_text.get(required[:k], ()):
-                ids.append(i)
-                extra.append("")
-        lo = bisect.bisect_left(self._sorted, required)
-        hi = bisect.bisect_left(self._sorted, required + "\U0010ffff")
-        for pos in range(lo, hi):
-            i = self._sorted_ids[pos]
-            rest = self.pieces[i][len(required):]
-            if rest and not is_word_char(rest[0]):
-                continue
-            ids.append(i)
-            extra.append(rest)
-        return torch.tensor(ids, dtype=torch.long), tuple(extra)
+    def _range(self, prefix: str) -> tuple[int, int]:
+        key = prefix.lower()
+        return bisect.bisect_left(self.words, key), bisect.bisect_left(self.words, key + "\U0010ffff")
+
+    def propose(self, first_logp: torch.Tensor, prefix: str, k: int) -> list[str]:
+        """The `k` spellings of vocabulary words that go on from `prefix` (case ignored) likeliest by estimate: the
+        model's probability of the spelling's first piece times the word's share of that piece's words."""
+        lo, hi = self._range(prefix)
+        if lo < hi and len(self.words[lo]) == len(prefix):
+            lo += 1  # the prefix itself is typed already: only longer words complete it
+        if lo >= hi or k <= 0:
+            return []
+        logp = first_logp.numpy()
+        estimate = np.concatenate([logp[first[lo:hi]] + share[lo:hi] for first, share in zip(self.first, self.log_share)])
+        k = min(k, len(estimate))
+        top = np.argpartition(-estimate, k - 1)[:k]
+        top = top[np.argsort(-estimate[top], kind="stable")]
+        n = hi - lo
+        return [FORMS[i // n](self.words[lo + i % n]) for i in top.tolist() if np.isfinite(estimate[i])]
+
+    def likelier_form(self, word: str, first_logp: torch.Tensor) -> str:
+        """`word` in whichever of its spellings (`FORMS`) the model finds likeliest by first piece."""
+        key = word.lower()
+        i = bisect.bisect_left(self.words, key)
+        if i >= len(self.words) or self.words[i] != key:
+            return word
+        scores = [first_logp[int(first[i])].item() + float(share[i]) for first, share in zip(self.first, self.log_share)]
+        return FORMS[int(np.argmax(scores))](key)

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Container
 
 from app.ksr import SEPARATORS, WORD_CHAR
+
+APOSTROPHE = "’"  # the typographic apostrophe is a word character: "I’m" is one word
+CONTRACTIONS = ("s", "t", "m", "d", "ll", "re", "ve")  # what follows an apostrophe in "it's", "can't", "I'm" ...
 
 _TRAILING_WORD = re.compile(WORD_CHAR + r"*\Z")
 _TRAILING_CHUNK = re.compile(r"\S*\Z")
@@ -42,6 +46,21 @@ class TypingState:
         return not context or context.rstrip(_CLOSERS)[-1:] in (".", "!", "?")
 
 
+class KnownWords:
+    """The words a suggestion may be: those of a vocabulary (in lower case), and a word of it contracted with the
+    typographic apostrophe ("I’m" and "Johnson’s" are known when "i" and "johnson" are, as "I'm" is two known words)."""
+
+    def __init__(self, vocabulary: Container[str]):
+        self.vocabulary = vocabulary
+
+    def __contains__(self, word: str) -> bool:
+        key = word.lower()
+        if key in self.vocabulary:
+            return True
+        head, _, ending = key.rpartition(APOSTROPHE)
+        return ending in CONTRACTIONS and head in self
+
+
 def _trailing(pattern: re.Pattern, text: str) -> str:
     """The match of `pattern` (a run anchored at the end) searched in the tail first, the whole text only if needed."""
     start = max(0, len(text) - _TAIL)
@@ -61,7 +80,7 @@ def split_typing(text: str) -> TypingState:
 
 def match_case(form: str, prefix: str, sentence_start: bool) -> str:
     """Follow the user's capitalisation: all caps, a capital first letter, or a sentence start."""
-    if len(prefix) >= 2 and prefix.isupper():
+    if sum(ch.isalpha() for ch in prefix) >= 2 and prefix.isupper():
         return form.upper()
     if (prefix and prefix[0].isupper()) or (not prefix and sentence_start):
         return form[:1].upper() + form[1:]

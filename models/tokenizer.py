@@ -71,6 +71,9 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)
 
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts)
+
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode(ids)
 

@@ -46,9 +46,10 @@ def test_bench_predict(tmp_path, capsys):
 
 def test_piped_terminal_mode(shipped_predictor):
     out = io.StringIO()
-    run_piped(shipped_predictor.suggest, io.StringIO("Thank you very \nI don't know what to \n"), out)
+    run_piped(shipped_predictor.strip, io.StringIO("Thank you very \nI don't know what to \nThank you very\n"), out)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2 and "much" in lines[0]
+    assert len(lines) == 3 and "much" in lines[0]
+    assert lines[2].startswith("“very”")  # the typed word, a known one, set apart in quotes
 
 
 def test_accept_replaces_the_typed_prefix():

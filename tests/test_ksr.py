@@ -57,3 +57,28 @@ def test_new_word_ksr_counts_only_words_not_typed_before():
     result = KsrResult(curve=[(0, 4)] * 4 + [(1, 4), (2, 4), (99, 4), (99, 4), (3, 4)])
     # last 5 words: dog (new), and (new), the (seen), cat (seen), ran (new): costs 1, 2, 3 of 12 plain
     assert new_word_tail_ksr(result, text, share=5 / 9) == pytest.approx(100 * (1 - 6 / 12))
+
+
+def test_the_typed_letters_on_the_strip_take_no_suggestions_place():
+    """A strip may show the word typed so far beside three predictions: the three still count."""
+    strips = {"": ["x", "y", "z"], "c": ["c", "a", "b", "cat"]}
+    result = simulate("cat", lambda context: strips.get(context, ["x", "y", "z"]))
+    assert result.cost == 2  # "c", then "cat" taken as the third prediction
+
+
+def test_non_words_and_the_typed_word_on_the_strip_are_counted():
+    known = {"i", "do", "did", "don", "t", "ll", "s", "know", "keep", "kill", "think", "want", "like", "am", "was",
+             "you", "the"}
+    table = dict(TABLE)
+    table["I"] = ["I", "in", "it"]          # the typed word offered, "in" and "it" are not known here
+    table["I do"] = ["don", "dog", "done"]  # "do" whole: not offered; "dog" and "done" are no known words
+    result = simulate("I do.", lambda context: table.get(context, ["x", "y", "z"]), known=known)
+    assert result.whole == 2 and result.offered == 1 and result.typed_offered == 50.0
+    # Both words are suggested before their first letter; the strips shown: "" (3 known), "I" whole (1 known of 3),
+    # "I " (3 known), "I do" whole (1 known of 3).
+    assert result.shown == 12 and result.unknown == 4 and result.non_words == 100 * 4 / 12
+
+
+def test_without_known_words_no_figures_are_counted():
+    result = simulate("I don't know.", suggest)
+    assert result.shown == result.whole == 0 and result.non_words == result.typed_offered == 0.0

@@ -46,6 +46,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.latencies: deque[float] = deque(maxlen=1000)
         self.suggestions: list[str] = []
+        self.typed_word: str | None = None
         self._text = ""
         self.typing = TypingStats()
         self.signals = SessionSignals(session)
@@ -65,7 +66,8 @@ class MainWindow(QMainWindow):
         left = QVBoxLayout()
         self.editor = TypingArea()
         self.editor.setPlaceholderText("Type here: suggestions follow every key, and finished sentences teach "
-                                       "the model.  Tab takes the best word, Ctrl+1/2/3 the first/second/third.")
+                                       "the model.  Tab takes the best word, Ctrl+1/2/3 the first/second/third, "
+                                       "Ctrl+0 the word as typed.")
         self.strip = SuggestionStrip()
         self.keyboard = OnScreenKeyboard()
         left.addWidget(self.editor, 3)
@@ -84,7 +86,9 @@ class MainWindow(QMainWindow):
         self.editor.textChanged.connect(self._text_changed)
         self.editor.cursorPositionChanged.connect(self._cursor_moved)
         self.editor.accept_rank.connect(self.accept)
+        self.editor.accept_typed.connect(self.accept_typed)
         self.strip.chosen.connect(self.accept)
+        self.strip.typed_chosen.connect(self.accept_typed)
         self.strip.never.connect(self.never_suggest)
         self.keyboard.typed.connect(self.type_text)
         self.keyboard.backspace.connect(self._backspace)
@@ -162,12 +166,12 @@ class MainWindow(QMainWindow):
     def _suggest(self) -> None:
         before = self.text_before_cursor()
         start = time.perf_counter()
-        words = self.session.suggest(before)
+        strip = self.session.strip(before)
         self.latencies.append((time.perf_counter() - start) * 1000)
-        if words != self.suggestions:
-            self.suggestions = words
-            self.strip.set_words(words)
-        self.typing.shown(before, words)
+        if strip.words != self.suggestions or strip.typed != self.typed_word:
+            self.suggestions, self.typed_word = strip.words, strip.typed
+            self.strip.set_strip(strip)
+        self.typing.shown(before, strip.words)
 
     def type_text(self, text: str) -> None:
         self.editor.insertPlainText(text)
@@ -181,9 +185,16 @@ class MainWindow(QMainWindow):
 
     def accept(self, rank: int, space: bool = True) -> None:
         """Replace the word being typed with suggestion `rank` (0 = best), then a space."""
-        if rank >= len(self.suggestions):
-            return
-        word = self.suggestions[rank]
+        if rank < len(self.suggestions):
+            self._put_word(self.suggestions[rank], space)
+
+    def accept_typed(self) -> None:
+        """Keep the word as typed (it is a known word) and add a space."""
+        if self.typed_word:
+            self._put_word(self.typed_word)
+
+    def _put_word(self, word: str, space: bool = True) -> None:
+        """Replace the word being typed with `word`, then a space."""
         cursor = self.editor.textCursor()
         typed = len(split_typing(self.text_before_cursor()).prefix)
         cursor.movePosition(QTextCursor.MoveOperation.Left, QTextCursor.MoveMode.KeepAnchor, typed)

@@ -1,6 +1,8 @@
-"""The suggestion strip (three words, the best in the middle) and the text area that accepts them by key.
+"""The suggestion strip (the word as typed, then three words with the best in the middle) and the text area that
+accepts them by key.
 
-Tab takes the best suggestion, Ctrl+1/2/3 the one at that place; right-clicking a word offers "Never suggest".
+Tab takes the best suggestion, Ctrl+1/2/3 the one at that place, Ctrl+0 the typed word; each adds a space.
+Right-clicking a suggestion offers "Never suggest".
 """
 from __future__ import annotations
 
@@ -8,18 +10,27 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QMenu, QPlainTextEdit, QPushButton, QWidget
 
+from app.predictor import Strip
+
 DISPLAY_ORDER = (1, 0, 2)  # rank shown at each place, left to right: best in the middle
 
 
 class SuggestionStrip(QWidget):
     chosen = Signal(int)        # rank of the suggestion clicked (0 = best)
+    typed_chosen = Signal()     # the typed word was clicked
     never = Signal(str)         # a word the user never wants suggested
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.words: list[str] = []
+        self.typed: str | None = None
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.typed_button = QPushButton("")  # set apart at the left, as phone keyboards show the literal word
+        self.typed_button.setObjectName("typed")
+        self.typed_button.setToolTip("The word as you typed it, with a space (Ctrl+0)")
+        self.typed_button.clicked.connect(lambda: self.typed and self.typed_chosen.emit())
+        layout.addWidget(self.typed_button, 0)
         self.buttons = []
         for place, rank in enumerate(DISPLAY_ORDER):
             button = QPushButton("")
@@ -27,8 +38,14 @@ class SuggestionStrip(QWidget):
             button.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
             button.clicked.connect(lambda _=False, r=rank: self._click(r))
             button.customContextMenuRequested.connect(lambda pos, r=rank, b=button: self._menu(r, b, pos))
-            layout.addWidget(button)
+            layout.addWidget(button, 1)
             self.buttons.append(button)
+
+    def set_strip(self, strip: Strip) -> None:
+        self.typed = strip.typed
+        self.typed_button.setText(f"“{strip.typed}”" if strip.typed else "")
+        self.typed_button.setEnabled(bool(strip.typed))
+        self.set_words(strip.words)
 
     def set_words(self, words: list[str]) -> None:
         self.words = list(words)
@@ -59,10 +76,14 @@ class SuggestionStrip(QWidget):
 
 class TypingArea(QPlainTextEdit):
     accept_rank = Signal(int)
+    accept_typed = Signal()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Tab and not event.modifiers():
             self.accept_rank.emit(0)
+            return
+        if event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() == Qt.Key.Key_0:
+            self.accept_typed.emit()
             return
         digits = {Qt.Key.Key_1: 0, Qt.Key.Key_2: 1, Qt.Key.Key_3: 2}
         if event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() in digits:
