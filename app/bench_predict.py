@@ -136,7 +136,7 @@ import importlib.util, json, sys
 checkout, bench_file, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 sys.path.insert(0, checkout)
 spec = importlib.util.spec_from_file_location("pocketkb_bench_predict", bench_file)
-bench = importlib.util.module_from_spec(spec)
+bench = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 results = bench.measure(**args)
 print(json.dumps({label: vars(stats) for label, stats in results.items()}))
@@ -149,6 +149,8 @@ def measure_checkout(checkout: str | Path, model_dir: str, text_path: str, keyst
     args = {"model_dir": str(Path(model_dir).resolve()), "text_path": str(Path(text_path).resolve()),
             "keystrokes": keystrokes, "learning_mode": learning_mode}
     done = subprocess.run([sys.executable, "-c", _CHILD, str(Path(checkout).resolve()), __file__, json.dumps(args)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the baseline's predictor could not be measured: {done.stderr.strip()[-600:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     return {label: LatencyStats(**stats) for label, stats in data.items()}

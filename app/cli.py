@@ -258,7 +258,10 @@ def _bench_predict(args: argparse.Namespace) -> int:
     mode = None if args.learning_mode == "off" else args.learning_mode
     runs = {}
     if args.baseline:  # first, so neither build has the machine warmer
-        runs["baseline"] = measure_checkout(args.baseline, args.model, str(path), args.keystrokes, mode)
+        try:
+            runs["baseline"] = measure_checkout(args.baseline, args.model, str(path), args.keystrokes, mode)
+        except RuntimeError as err:
+            return _fail(str(err))
     runs["this build"] = measure(args.model, str(path), args.keystrokes, mode)
     for name, results in runs.items():
         if args.baseline:

@@ -132,8 +132,7 @@ class Session:
 
     def _known_word(self, word: str) -> bool:
         """In the shipped vocabulary, or a word the user typed before (what the garbage guard asks)."""
-        word = word.lower()
-        return word in self.predictor.prior.index or word in self.predictor.user_words
+        return self.predictor.knows(word)
 
     def expected_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.learner.base)

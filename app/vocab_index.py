@@ -68,6 +68,17 @@ class VocabIndex:
         n = hi - lo
         return [FORMS[i // n](self.words[lo + i % n]) for i in top.tolist() if np.isfinite(estimate[i])]
 
+    def estimate(self, form: str, first_logp: torch.Tensor) -> float | None:
+        """`propose`'s estimate of a vocabulary word's log-probability in this spelling (None for other words)."""
+        key = form.lower()
+        i = bisect.bisect_left(self.words, key)
+        if i >= len(self.words) or self.words[i] != key:
+            return None
+        for spell, first, share in zip(FORMS, self.first, self.log_share):
+            if spell(key) == form:
+                return first_logp[int(first[i])].item() + float(share[i])
+        return None
+
     def likelier_form(self, word: str, first_logp: torch.Tensor) -> str:
         """`word` in whichever of its spellings (`FORMS`) the model finds likeliest by first piece."""
         key = word.lower()

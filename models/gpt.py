@@ -41,10 +41,11 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, past: LayerCache | None = None, prefix: LayerCache | None = None
-                ) -> tuple[torch.Tensor, LayerCache]:
+    def forward(self, x: torch.Tensor, past: LayerCache | None = None, prefix: LayerCache | None = None,
+                own_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, LayerCache]:
         """`past`: each row's own cached keys/values; `prefix`: a cache every row attends to first (one row that
-        all share, or one per row).
+        all share, or one per row); `own_mask` (with a prefix): which of the row's own keys (past and new) each new
+        position sees, instead of the causal order (a tree of tokens packed in one row).
 
         Returns the output and the rows' own keys/values (past and new; the shared prefix is not copied in).
         """
@@ -54,7 +55,7 @@ class CausalSelfAttention(nn.Module):
         if past is not None:
             k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
         if prefix is not None:
-            y = _attend_after_prefix(q, k, v, prefix)
+            y = _attend_after_prefix(q, k, v, prefix, own_mask)
         elif past is None or T > 1:
             mask = None if past is None else _offset_causal_mask(T, k.shape[2], x.device)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None,
@@ -65,9 +66,10 @@ class CausalSelfAttention(nn.Module):
         return self.c_proj(y), (k, v)
 
 
-def _attend_after_prefix(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix: LayerCache) -> torch.Tensor:
-    """Attention over a prefix and then each row's own keys (causal among the last T). The prefix is one row that
-    every row shares, or one per row; it is never copied or concatenated.
+def _attend_after_prefix(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix: LayerCache,
+                         own_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Attention over a prefix and then each row's own keys (causal among the last T, or as `own_mask` says). The
+    prefix is one row that every row shares, or one per row; it is never copied or concatenated.
 
     A shared prefix meets the rows' queries folded into one matrix.
     """
@@ -81,7 +83,8 @@ def _attend_after_prefix(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pref
         on_prefix = (folded @ pk.transpose(1, 2)).view(H, B, T, P).transpose(0, 1) * scale
     else:
         on_prefix = q @ prefix[0].transpose(2, 3) * scale
-    on_own = (q @ k.transpose(2, 3) * scale).masked_fill(~_offset_causal_mask(T, S, q.device), -math.inf)
+    mask = _offset_causal_mask(T, S, q.device) if own_mask is None else own_mask
+    on_own = (q @ k.transpose(2, 3) * scale).masked_fill(~mask, -math.inf)
     weights = torch.cat((on_prefix, on_own), dim=-1).softmax(dim=-1)
     w_prefix, w_own = weights.split((P, S), dim=-1)
     if shared:
@@ -115,8 +118,8 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, past: LayerCache | None = None, return_cache: bool = False,
-                prefix: LayerCache | None = None):
-        a, cache = self.attn(self.ln_1(x), past, prefix)
+                prefix: LayerCache | None = None, own_mask: torch.Tensor | None = None):
+        a, cache = self.attn(self.ln_1(x), past, prefix, own_mask)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return (x, cache) if return_cache else x
@@ -206,3 +209,19 @@ class GPT(nn.Module):
                              prefix=None if prefix is None else prefix[i])
             caches.append(cache)
         return self.head(x[:, -1:] if last_only else x), caches
+
+    def decode_tree(self, idx: torch.Tensor, depth: torch.Tensor, visible: torch.Tensor, prefix: list[LayerCache],
+                    past: list[LayerCache] | None = None) -> tuple[torch.Tensor, list[LayerCache]]:
+        """Decode the nodes of a tree of tokens that all follow `prefix` (a batch-1 cache), in one pass.
+
+        `idx` (1, R) holds new nodes at `depth` (R) below the prefix; `past`, the keys/values of nodes decoded
+        before (1, H, N, D per layer); `visible` (R, N + R), which of those and of the new nodes each new node
+        sees: its ancestors and itself. Returns the new nodes' logits and the cache of all N + R nodes.
+        """
+        x = self.wte(idx) + self.wpe(prefix[0][0].shape[2] + depth)
+        caches = []
+        for i, block in enumerate(self.blocks):
+            x, cache = block(x, None if past is None else past[i], return_cache=True, prefix=prefix[i],
+                             own_mask=visible)
+            caches.append(cache)
+        return self.head(x), caches

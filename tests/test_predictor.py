@@ -152,15 +152,18 @@ def test_neural_alone_still_suggests(shipped_predictor):
 
 
 def test_the_priors_completions_get_the_models_probability(shipped_predictor):
-    """Words of the count prior are scored by the model even when its own estimate would not pick them."""
+    """Words of the count prior are scored by the model even when its own estimate would not pick them: with no
+    vocabulary proposals at all, the strip holds the prior's words, each spelled by the model."""
     saved, shipped_predictor.config.candidates = shipped_predictor.config.candidates, 0
     try:
         shipped_predictor.invalidate()
-        shipped_predictor.suggest("I went to the st")
+        words = shipped_predictor.suggest("I went to the st")
         prior_words = shipped_predictor.prior.candidates(("i", "went", "to", "the"), "st", PRIOR_CANDIDATES)
-        scored = {word: logp for (word, _), logp in shipped_predictor._word_memo.items()}
-        assert scored and {w.lower() for w in scored} >= set(prior_words)
-        assert all(-50 < logp < 0 for logp in scored.values())
+        tree, first = shipped_predictor._tree, shipped_predictor._last_logp
+        assert words and {w.lower() for w in words} <= set(prior_words)
+        for word in words:  # in the spelling the model found likelier
+            rows = [row for row in shipped_predictor._spell([word, word.capitalize()]) if tree.spells(row)]
+            assert rows and all(-50 < tree.pieces_logp(first, row) < 0 for row in rows), word
     finally:
         shipped_predictor.config.candidates = saved
         shipped_predictor.invalidate()

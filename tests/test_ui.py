@@ -43,6 +43,18 @@ def test_every_way_of_accepting_inserts_the_right_word(window, qtbot):
     assert window.editor.toPlainText().endswith(f"{second} Ok")
 
 
+def test_the_typed_word_is_set_apart_and_taken_with_a_space(window, qtbot):
+    qtbot.keyClicks(window.editor, "Thank you very")
+    assert window.typed_word == "very" and window.strip.typed_button.text() == "“very”"
+    assert "very" not in window.suggestions  # it takes no prediction's place
+    qtbot.mouseClick(window.strip.typed_button, Qt.MouseButton.LeftButton)
+    assert window.editor.toPlainText() == "Thank you very "
+    assert not window.strip.typed_button.isEnabled()  # nothing typed of the next word
+    qtbot.keyClicks(window.editor, "i")
+    qtbot.keyClick(window.editor, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert window.editor.toPlainText() == "Thank you very I "
+
+
 def test_never_suggest_from_the_strip(window, qtbot):
     qtbot.keyClicks(window.editor, "Thank you very ")
     menu = window.strip.never_menu(window.suggestions.index("much"))
