@@ -79,9 +79,10 @@ def split_typing(text: str) -> TypingState:
 
 
 def match_case(form: str, prefix: str, sentence_start: bool) -> str:
-    """Follow the user's capitalisation: all caps, a capital first letter, or a sentence start."""
+    """Follow the user's capitalisation: all caps, a capital first letter, or a sentence start (even where the
+    first letter was typed small)."""
     if sum(ch.isalpha() for ch in prefix) >= 2 and prefix.isupper():
         return form.upper()
-    if (prefix and prefix[0].isupper()) or (not prefix and sentence_start):
+    if (prefix and prefix[0].isupper()) or sentence_start:
         return form[:1].upper() + form[1:]
     return form

@@ -62,6 +62,7 @@ def test_long_context_is_truncated_to_the_window(shipped_predictor):
 def test_sentence_start_is_capitalised(shipped_predictor):
     assert all(s[0].isupper() for s in shipped_predictor.suggest("It rained. "))
     assert all(s[0].isupper() for s in shipped_predictor.suggest("It rained. Th"))
+    assert all(s[0].isupper() for s in shipped_predictor.suggest("It rained. th"))
 
 
 def test_cache_reuse_gives_the_same_suggestions(shipped_predictor):

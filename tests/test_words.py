@@ -41,3 +41,4 @@ def test_match_case():
     assert match_case("the", "TH", False) == "THE"
     assert match_case("the", "", True) == "The"
     assert match_case("iPhone", "i", False) == "iPhone"
+    assert match_case("there", "th", True) == "There"  # a sentence start, typed small
