@@ -177,6 +177,8 @@ class Predictor:
     def _recent_words(self, context: str) -> dict[str, str]:
         """The words of the context's last `RECENT_CHARS` characters, lower case -> latest spelling, latest first."""
         tail = context[-RECENT_CHARS:]
+        if len(context) > RECENT_CHARS:  # the cut may fall inside a word: its end is no word the user typed
+            tail = tail[next((i for i, ch in enumerate(tail) if ch.isspace()), len(tail)):]
         if self._recent[0] != tail:
             words: dict[str, str] = {}
             for token in reversed(list(tokens(tail))):
@@ -382,10 +384,10 @@ class Predictor:
 
     def _spell(self, words: list[str]) -> list[list[int]]:
         """The tokens of each word as the next word of a text (leading space), remembered: words recur."""
+        if len(self._spellings) > SPELLINGS_KEPT:
+            self._spellings.clear()
         new = [w for w in dict.fromkeys(words) if w not in self._spellings]
         if new:
-            if len(self._spellings) > SPELLINGS_KEPT:
-                self._spellings.clear()
             self._spellings.update(zip(new, self.tokenizer.encode_many(new)))
         return [self._spellings[w] for w in words]
 

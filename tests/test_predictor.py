@@ -274,3 +274,23 @@ def test_published_weights_wait_for_the_next_word_and_then_match_a_fresh_start()
     predictor.update_weights({name: value - 0.2})
     predictor.invalidate()  # ... and so does an explicit reload, at once
     assert not predictor._pending
+
+
+def test_words_typed_lately_are_whole_words(shipped_predictor):
+    from app.predictor import RECENT_CHARS
+
+    context = "Zyxwvut" + " abc" * ((RECENT_CHARS - 4) // 4) + " "  # the window's cut falls inside "Zyxwvut"
+    assert len(context) == RECENT_CHARS + 4
+    recent = shipped_predictor._recent_words(context)
+    assert "abc" in recent and not any(word.endswith("vut") for word in recent)
+    assert shipped_predictor.knows("Zyxwvut", "Zyxwvut went home. ")
+
+
+def test_remembered_spellings_are_bounded(shipped_predictor, monkeypatch):
+    import app.predictor
+
+    monkeypatch.setattr(app.predictor, "SPELLINGS_KEPT", 5)
+    for i in range(4):
+        words = [f"w{i}{j}" for j in range(4)] + ["the"]
+        assert shipped_predictor._spell(words) == [shipped_predictor.tokenizer.encode(w) for w in words]
+        assert len(shipped_predictor._spellings) <= 5 + len(words)
