@@ -33,7 +33,9 @@ class VocabIndex:
         for form in FORMS:
             spelled = [form(w) for w in self.words]
             first = np.array([ids[0] if ids else 0 for ids in tokenizer.encode_many(spelled)], np.int64)
-            own = np.array([all(s != e[i] for e in earlier) for i, s in enumerate(spelled)])  # a spelling of its own
+            # a spelling of its own, that still reads as the word ("STRASSE" is no spelling of "straße")
+            own = np.array([s.lower() == self.words[i] and all(s != e[i] for e in earlier)
+                            for i, s in enumerate(spelled)])
             earlier.append(spelled)
             mass = np.where(own, weight, 0.0)
             group = np.bincount(first, weights=mass, minlength=len(pieces))
