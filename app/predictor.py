@@ -375,7 +375,8 @@ class Predictor:
         if len(anchor_row) > self.config.window_margin:
             return {}  # no word after it fits the window
         needed = list(rows.values()) + ([anchor_row] if anchor_row else [])
-        if any(self._logp(row, ends) is None for row in rows.values()) or not self._tree.spells(anchor_row or [0]):
+        if any(self._logp(row, ends) is None for row in rows.values()) or \
+                (anchor_row and not self._tree.spells(anchor_row)):
             whole = [row for row in rows.values() if tuple(row) in ends]
             ride = [row for row in self._spell(list(ride_along)) if 0 < len(row) <= self.config.window_margin]
             self._tree.grow(self._decode_tree, self._cache, needed, whole + ride)

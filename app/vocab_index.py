@@ -46,9 +46,17 @@ class VocabIndex:
 
     def __contains__(self, word: str) -> bool:
         """Whether `word` (any case) is in the vocabulary."""
+        return self._position(word) is not None
+
+    def _position(self, word: str) -> int | None:
+        """The index of `word` (any case) in the vocabulary, None if it is not there."""
         key = word.lower()
         i = bisect.bisect_left(self.words, key)
-        return i < len(self.words) and self.words[i] == key
+        return i if i < len(self.words) and self.words[i] == key else None
+
+    def _estimates(self, i: int, first_logp: torch.Tensor) -> list[float]:
+        """`propose`'s estimate for word `i` in each spelling of `FORMS`."""
+        return [first_logp[int(first[i])].item() + float(share[i]) for first, share in zip(self.first, self.log_share)]
 
     def _range(self, prefix: str) -> tuple[int, int]:
         key = prefix.lower()
@@ -72,20 +80,15 @@ class VocabIndex:
 
     def estimate(self, form: str, first_logp: torch.Tensor) -> float | None:
         """`propose`'s estimate of a vocabulary word's log-probability in this spelling (None for other words)."""
-        key = form.lower()
-        i = bisect.bisect_left(self.words, key)
-        if i >= len(self.words) or self.words[i] != key:
+        i = self._position(form)
+        if i is None:
             return None
-        for spell, first, share in zip(FORMS, self.first, self.log_share):
-            if spell(key) == form:
-                return first_logp[int(first[i])].item() + float(share[i])
-        return None
+        spellings = [spell(self.words[i]) for spell in FORMS]
+        return self._estimates(i, first_logp)[spellings.index(form)] if form in spellings else None
 
     def likelier_form(self, word: str, first_logp: torch.Tensor) -> str:
         """`word` in whichever of its spellings (`FORMS`) the model finds likeliest by first piece."""
-        key = word.lower()
-        i = bisect.bisect_left(self.words, key)
-        if i >= len(self.words) or self.words[i] != key:
+        i = self._position(word)
+        if i is None:
             return word
-        scores = [first_logp[int(first[i])].item() + float(share[i]) for first, share in zip(self.first, self.log_share)]
-        return FORMS[int(np.argmax(scores))](key)
+        return FORMS[int(np.argmax(self._estimates(i, first_logp)))](self.words[i])
