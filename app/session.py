@@ -5,7 +5,6 @@ The app, the terminal and the replay benchmark all type through this one class, 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -14,15 +13,15 @@ from typing import Callable
 
 import torch
 
-from app.learner import Learner, LearnerConfig, LearnerStats, RoundResult
-from app.modes import MODES
-from app.personal_file import PersonalModel
-from app.predictor import Predictor, Strip
-from app.sentences import finished_sentences
-from app.store import Store, new_meta
-from app.user_vocab import UserVocabulary
-from engine.memory import map_large_blocks, release_free_heap
-from engine.optimizer import preload as preload_optimizer
+from app.learning.learner import Learner, LearnerConfig, LearnerStats, RoundResult
+from app.learning.modes import MODES
+from app.learning.worker import LearnerWorker
+from app.storage.personal_file import PersonalModel
+from app.typing.predictor import Predictor, Strip
+from app.typing.sentences import finished_sentences
+from app.storage.store import Store, new_meta
+from app.typing.user_vocab import UserVocabulary
+from engine.memory import process_rss_bytes
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general
@@ -39,60 +38,6 @@ class SessionConfig:
     learned_word_stats: float = 0.5  # share of the user's word statistics in suggestions once the personal model
                                      # has learned: it gives the user's words more itself, and two boosts of the
                                      # same words crowd out new ones (tuned on dev users 21-24)
-
-
-class LearnerWorker:
-    """Runs learning rounds in a thread while sentences wait, with one torch thread so suggestions keep the other core."""
-
-    def __init__(self, session: "Session"):
-        map_large_blocks()  # the learner allocates and frees large tensors all day
-        self.session = session
-        self._wake = threading.Event()
-        self._stop = False
-        self.busy = False
-        self._trimmed = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        torch.set_num_threads(1)
-        preload_optimizer()
-        for mode in self.session.measure_modes:  # the gauges' training-memory figures, measured once
-            if self._stop:
-                return
-            self.session.learner.measure_training_bytes(mode)
-            self.session.notify(None)
-        while not self._stop:
-            self._wake.wait()
-            self._wake.clear()
-            while not self._stop and self.session.learner.pending():
-                self.busy = True
-                self.session.learn_round()
-            self._trim()
-            self.busy = False
-
-    def _trim(self) -> None:
-        """Rounds allocate and free tensors of many sizes; without this the heap only grows over a day of typing."""
-        if time.monotonic() - self._trimmed >= self.session.config.trim_seconds:
-            release_free_heap()
-            self._trimmed = time.monotonic()
-
-    def idle(self, timeout: float = 30.0) -> bool:
-        """Wait until no round runs or waits (tests, shutdown); False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.busy and not self._wake.is_set() and not self.session.learner.pending():
-                return True
-            time.sleep(0.01)
-        return False
-
-    def stop(self) -> None:
-        self._stop = True
-        self._wake.set()
-        self._thread.join(timeout=10)
 
 
 class Session:
@@ -117,7 +62,8 @@ class Session:
         self.listeners: list[Callable[[RoundResult | None], None]] = []  # called after each round, in its thread
         self.measure_modes = MODES if self.config.measure_costs else ()
         self._load_saved()
-        self.worker = LearnerWorker(self) if self.config.background else None
+        self.worker = LearnerWorker(self.learner, self.learn_round, self.notify, self.measure_modes,
+                                    self.config.trim_seconds) if self.config.background else None
 
     # --- the model and the store -----------------------------------------------------------------------------
     def _publish(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -222,6 +168,11 @@ class Session:
     def notify(self, result: RoundResult | None) -> None:
         for listener in list(self.listeners):
             listener(result)
+
+    @staticmethod
+    def process_rss_bytes() -> int | None:
+        """This process's resident memory, as the kernel counts it (None where it cannot be read)."""
+        return process_rss_bytes()
 
     # --- settings --------------------------------------------------------------------------------------------
     @property

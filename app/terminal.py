@@ -12,9 +12,9 @@ import tty
 
 from typing import Callable
 
-from app.predictor import Strip
+from app.typing.predictor import Strip
 from app.session import Session
-from app.words import split_typing
+from app.typing.words import split_typing
 
 HELP = "Type. Tab accepts the best suggestion, Alt+1/2/3 picks one, Alt+0 keeps the typed word. Ctrl+D quits."
 

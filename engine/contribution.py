@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from engine.dyneval import ModelReference
 from engine.optimizer import OptimizerConfig

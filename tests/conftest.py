@@ -10,6 +10,6 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def shipped_predictor():
-    from app.loading import load_predictor
+    from app.typing.loading import load_predictor
 
     return load_predictor()

@@ -1,8 +1,8 @@
 """Short runs of the crash and soak benchmarks: kills during learning and saves, and a long-ish typing session."""
-from app.crash_bench import run_crash_bench
-from app.loading import load_predictor
-from app.soak_bench import run_soak
-from app.store import Store
+from app.bench.crash import run_crash_bench
+from app.typing.loading import load_predictor
+from app.bench.soak import run_soak
+from app.storage.store import Store
 
 
 def test_kill_during_learning_and_during_a_save_restarts_from_a_saved_state(tmp_path):

@@ -1,6 +1,5 @@
 """Training plans: frozen tensors stay bit-identical, the cached prefix changes nothing, memory is measured as
 planned, deltas restore exactly, and the model's own weights (hence plain inference) carry what was trained."""
-import copy
 
 import pytest
 import torch

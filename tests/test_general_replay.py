@@ -2,7 +2,8 @@
 import torch
 
 from models import GENERAL_REPLAY_PATH, TOKENIZER_PATH
-from models.general_replay import build, generate_token_rows, load
+from models.build.replay import build, generate_token_rows
+from models.general_replay import load
 from models.gpt import GPT, GPTConfig
 from models.tokenizer import Tokenizer
 

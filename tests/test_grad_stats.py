@@ -5,8 +5,8 @@ import torch
 from models import BASE_DIR, TOKENIZER_PATH
 from models.checkpoint import load_model, weights_sha256
 from models.gpt import GPT, GPTConfig
-from models.grad_stats import (GRAD_STATS_FILE, GradStats, GradStatsError, compute_grad_stats, factor_mean_squares,
-                               load_grad_stats, save_grad_stats)
+from models.build.grad_stats import compute_grad_stats, factor_mean_squares, save_grad_stats
+from models.grad_stats import GRAD_STATS_FILE, GradStats, GradStatsError, load_grad_stats
 from models.tokenizer import Tokenizer
 
 DOCUMENTS = ["Thank you very much for coming to the party last night, it was lovely to see you again.",

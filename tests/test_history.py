@@ -1,7 +1,7 @@
 """History: committed sentences, bounded, incognito, forget and block, persistent across restarts."""
 import random
 
-from app.history import History
+from app.storage.history import History
 
 
 def test_add_bounded_and_persistent(tmp_path):

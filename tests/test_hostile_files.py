@@ -11,8 +11,8 @@ import zipfile
 import pytest
 import torch
 
-from app import personal_file as pf
-from app.store import Store
+from app.storage import personal_file as pf
+from app.storage.store import Store
 
 EXPECTED = {"blocks.3.mlp.c_fc.weight": torch.zeros(16, 8), "blocks.3.mlp.c_fc.bias": torch.zeros(16),
             "ln_f.bias": torch.zeros(8)}

@@ -1,7 +1,8 @@
 """KSR counted by hand on a small example, and the word splitting it rests on."""
 import pytest
 
-from app.ksr import KsrResult, simulate, tokens
+from app.bench.ksr import KsrResult, simulate
+from app.typing.words import tokens
 
 TABLE = {
     "": ["I", "you", "the"],
@@ -51,7 +52,7 @@ def test_tail_keeps_last_words():
 
 
 def test_new_word_ksr_counts_only_words_not_typed_before():
-    from app.replay_report import new_word_tail_ksr
+    from app.bench.simulate_report import new_word_tail_ksr
 
     text = "the cat saw the dog and the cat ran"  # 9 words; the last half: "dog and the cat ran" minus repeats
     result = KsrResult(curve=[(0, 4)] * 4 + [(1, 4), (2, 4), (99, 4), (99, 4), (3, 4)])

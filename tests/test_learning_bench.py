@@ -5,9 +5,10 @@ import random
 import torch
 
 from app.cli import main
-from app.learning_bench import SegmentScore, learn_stream, tail_of
-from app.loading import EvalText, load_predictor
-from app.paired import paired_gain
+from app.bench.learning import SegmentScore, learn_stream, tail_of
+from app.bench.texts import EvalText
+from app.typing.loading import load_predictor
+from app.bench.paired import paired_gain
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general

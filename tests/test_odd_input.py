@@ -8,13 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.history import normalize_sentence
-from app.ksr import tokens
-from app.learner import LearnerConfig
-from app.loading import load_predictor
-from app.sentences import finished_sentences
+from app.storage.history import normalize_sentence
+from app.typing.words import tokens
+from app.learning.learner import LearnerConfig
+from app.typing.loading import load_predictor
+from app.typing.sentences import finished_sentences
 from app.session import Session, SessionConfig
-from app.store import Store
+from app.storage.store import Store
 
 ODD = st.text(st.characters(codec="utf-8", categories=("L", "M", "N", "P", "S", "Z", "Cc", "Cf")), max_size=80)
 RTL = "שלום עולם. مرحبا بالعالم! "

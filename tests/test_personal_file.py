@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from app import personal_file as pf
+from app.storage import personal_file as pf
 
 EXPECTED = {"blocks.3.mlp.c_fc.weight": torch.zeros(8, 4), "ln_f.bias": torch.zeros(4)}
 

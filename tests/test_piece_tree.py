@@ -1,7 +1,7 @@
 """The tree of word pieces: one packed pass gives each node exactly what decoding its row alone gives, across passes."""
 import torch
 
-from app.piece_tree import PieceTree
+from app.typing.piece_tree import PieceTree
 from models.gpt import GPT, GPTConfig
 
 TINY = GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=32)

@@ -7,8 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.predictor import PRIOR_CANDIDATES
-from app.words import split_typing
+from app.typing.predictor import PRIOR_CANDIDATES
+from app.typing.words import split_typing
 
 WORDS = ["the", "I", "you", "thank", "very", "going", "to", "what", "don't", "Hello,", "we", "are"]
 
@@ -119,7 +119,7 @@ def test_the_typed_word_follows_expected_case(shipped_predictor):
 
 
 def test_a_name_the_user_typed_twice_is_offered(shipped_predictor):
-    from app.user_vocab import UserVocabulary
+    from app.typing.user_vocab import UserVocabulary
 
     assert "brightwater" not in shipped_predictor.prior.index
     saved = shipped_predictor.user_words
@@ -171,7 +171,7 @@ def test_the_priors_completions_get_the_models_probability(shipped_predictor):
 
 
 def test_a_long_odd_user_word_does_not_overrun_the_window(shipped_predictor):
-    from app.user_vocab import UserVocabulary
+    from app.typing.user_vocab import UserVocabulary
 
     saved = shipped_predictor.user_words
     shipped_predictor.user_words = UserVocabulary(["ࠀࠀࠀࠀࠀࠀࠀࠀࠀࠀ𐀀𐀀𐀀𐀀 is odd."])
@@ -185,7 +185,7 @@ def test_a_long_odd_user_word_does_not_overrun_the_window(shipped_predictor):
 
 def test_ties_rank_the_same_whatever_order_the_candidates_came_in(shipped_predictor):
     """Words of equal score rank by the word, not by set or hash order."""
-    from app.predictor import _Candidates
+    from app.typing.predictor import _Candidates
 
     state = split_typing("I saw the conn")
     words = ["connq", "connz", "conna", "connx", "connb"]
@@ -205,7 +205,7 @@ def test_ties_rank_the_same_whatever_order_the_candidates_came_in(shipped_predic
 
 
 def test_the_users_own_word_pairs_are_suggested_in_their_spelling(shipped_predictor):
-    from app.user_vocab import UserVocabulary
+    from app.typing.user_vocab import UserVocabulary
 
     text = "On Sundays we eat pierogi with "
     saved = shipped_predictor.user_words
@@ -226,7 +226,7 @@ def test_the_users_own_word_pairs_are_suggested_in_their_spelling(shipped_predic
 def test_a_weight_change_keeps_the_kv_cache_as_a_memory(name, exact):
     """The context's keys and values stay as computed; the newest token runs with the new weights. Where no key or
     value depends on the changed weight, that is exactly a fresh start."""
-    from app.loading import load_predictor
+    from app.typing.loading import load_predictor
 
     predictor = load_predictor()
     text = "I told my sister that we would go to the lake tomorrow, and she "
@@ -247,7 +247,7 @@ def test_a_weight_change_keeps_the_kv_cache_as_a_memory(name, exact):
 
 
 def test_backspacing_over_a_space_after_a_kept_cache_suggests():
-    from app.loading import load_predictor
+    from app.typing.loading import load_predictor
 
     predictor = load_predictor()
     predictor.suggest("I went to the ")
@@ -256,7 +256,7 @@ def test_backspacing_over_a_space_after_a_kept_cache_suggests():
 
 
 def test_published_weights_wait_for_the_next_word_and_then_match_a_fresh_start():
-    from app.loading import load_predictor
+    from app.typing.loading import load_predictor
 
     predictor, fresh = load_predictor(), load_predictor()
     name = "blocks.3.mlp.c_fc.weight"
@@ -277,7 +277,7 @@ def test_published_weights_wait_for_the_next_word_and_then_match_a_fresh_start()
 
 
 def test_words_typed_lately_are_whole_words(shipped_predictor):
-    from app.predictor import RECENT_CHARS
+    from app.typing.predictor import RECENT_CHARS
 
     context = "Zyxwvut" + " abc" * ((RECENT_CHARS - 4) // 4) + " "  # the window's cut falls inside "Zyxwvut"
     assert len(context) == RECENT_CHARS + 4
@@ -287,9 +287,9 @@ def test_words_typed_lately_are_whole_words(shipped_predictor):
 
 
 def test_remembered_spellings_are_bounded(shipped_predictor, monkeypatch):
-    import app.predictor
+    import app.typing.predictor
 
-    monkeypatch.setattr(app.predictor, "SPELLINGS_KEPT", 5)
+    monkeypatch.setattr(app.typing.predictor, "SPELLINGS_KEPT", 5)
     for i in range(4):
         words = [f"w{i}{j}" for j in range(4)] + ["the"]
         assert shipped_predictor._spell(words) == [shipped_predictor.tokenizer.encode(w) for w in words]

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from app.ksr import simulate
-from app.presage_db import SCHEMA, write_presage_db
-from app.presage_eval import presage_ksr
-from app.presage_peer import PresagePeer, presage_available
-from models.ngrams import presage_words
-from models.ngram_counts import count_ngrams
+from app.bench.ksr import simulate
+from app.bench.presage_db import SCHEMA, write_presage_db
+from app.bench.presage_eval import presage_ksr
+from app.bench.presage_peer import PresagePeer, presage_available
+from app.typing.words import lower_words
+from models.build.ngram_counts import count_ngrams
 
 STOCK_DB = Path("/usr/share/presage/database_en.db")
 TEXT = ["The zorblax flumped over the moon. The zorblax flumped again!", "The moon, the moon."]
@@ -22,7 +22,7 @@ needs_presage = pytest.mark.skipif(not presage_available(),
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     path = tmp_path_factory.mktemp("presage") / "tiny.db"
-    write_presage_db(count_ngrams(TEXT), path, min_count=2)
+    write_presage_db(count_ngrams(TEXT, lower_words), path, min_count=2)
     return path
 
 
@@ -85,7 +85,7 @@ def test_presage_tokenises_as_we_do(db):
         for end in range(1, len(text) + 1):
             peer.suggest(text[:end])
         learned = {word: count for (word,), count in _rows(peer.user_db, "_1_gram").items()}
-    assert learned == Counter(presage_words(text)[:-1])
+    assert learned == Counter(lower_words(text)[:-1])
 
 
 @needs_presage

@@ -6,8 +6,8 @@ import torch
 
 from models import TOKENIZER_PATH
 from models.checkpoint import load_model
-from models.corpus import read_documents, read_users
-from models.pretrain import PretrainConfig, learning_rate, pretrain
+from models.build.corpus import read_documents, read_users
+from models.build.pretrain import PretrainConfig, learning_rate, pretrain
 
 TINY = {"vocab_size": 0, "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}
 

@@ -7,7 +7,8 @@ from app.cli import main
 from engine.scheme import UpdateScheme
 from models import TOKENIZER_PATH
 from models.checkpoint import save_model, weights_sha256
-from models.grad_stats import GRAD_STATS_FILE, compute_grad_stats, save_grad_stats
+from models.build.grad_stats import compute_grad_stats, save_grad_stats
+from models.grad_stats import GRAD_STATS_FILE
 from models.gpt import GPT, GPTConfig
 from models.tokenizer import Tokenizer
 

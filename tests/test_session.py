@@ -5,12 +5,12 @@ import random
 import pytest
 import torch
 
-from app.learner import LearnerConfig
-from app.loading import load_predictor
-from app.personal_file import PersonalFileError
+from app.learning.learner import LearnerConfig
+from app.typing.loading import load_predictor
+from app.storage.personal_file import PersonalFileError
 from app.session import Session, SessionConfig
-from app.store import Store
-from app.user_vocab import CacheWeights
+from app.storage.store import Store
+from app.typing.user_vocab import CacheWeights
 from models.safe_io import save_tensors
 from models.tokenizer import BOS_ID
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from app.personal_file import PersonalFileError, PersonalModel
-from app.store import Store, new_meta
+from app.storage.personal_file import PersonalFileError, PersonalModel
+from app.storage.store import Store, new_meta
 
 EXPECTED = {"w": torch.zeros(3, 2)}
 

@@ -1,5 +1,5 @@
 """Rolling suggestion hits and keystrokes saved, as the window feeds them."""
-from app.typing_stats import TypingStats
+from app.typing.typing_stats import TypingStats
 
 
 def test_hits_and_saved_keystrokes():

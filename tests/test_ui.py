@@ -3,10 +3,10 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from app.learner import LearnerConfig
-from app.loading import load_predictor
+from app.learning.learner import LearnerConfig
+from app.typing.loading import load_predictor
 from app.session import Session, SessionConfig
-from app.store import Store
+from app.storage.store import Store
 from app.ui.main_window import MIB, MainWindow
 
 

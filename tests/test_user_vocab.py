@@ -1,7 +1,7 @@
 """The user's vocabulary: counts, spellings that ignore sentence-start capitals, lookup by prefix, word pairs."""
 import pytest
 
-from app.user_vocab import CacheWeights, UserVocabulary
+from app.typing.user_vocab import CacheWeights, UserVocabulary
 
 
 def test_most_frequent_completions_in_the_users_spelling():

@@ -2,8 +2,10 @@
 npz round trip."""
 import pytest
 
-from models.ngram_counts import count_in_vocabulary
-from models.word_prior import PriorConfig, WordPrior, kneser_ney_counts, tables_from_documents
+from models.build.ngram_counts import count_in_vocabulary
+from app.typing.words import lower_words
+from models.build.prior import PriorConfig, kneser_ney_counts, tables_from_documents
+from models.word_prior import WordPrior
 
 DOCS = ["The cat sat on the mat. The cat ate the rat!", "Thank you very much; thank you very well.",
         "See you very soon.", "I don't know, you know?"]
@@ -12,7 +14,7 @@ EVERYTHING = PriorConfig(max_words=1000, order=4, min_counts=(1, 1, 1))
 
 def _prior(tmp_path, docs, config=EVERYTHING):
     path = tmp_path / "prior.npz"
-    tables_from_documents(lambda: iter(docs), config).save(path)
+    tables_from_documents(lambda: iter(docs), lower_words, config).save(path)
     return WordPrior.load(path)
 
 
@@ -22,7 +24,7 @@ def prior(tmp_path_factory):
 
 
 def test_counts_in_a_vocabulary_mark_other_words():
-    (uni, uni_n), (bi, bi_n) = count_in_vocabulary(["a b zz", "b a"], ["a", "b"], 2)
+    (uni, uni_n), (bi, bi_n) = count_in_vocabulary(["a b zz", "b a"], lower_words, ["a", "b"], 2)
     assert dict(zip(uni[:, 0].tolist(), uni_n.tolist())) == {0: 2, 1: 2, 2: 1}   # 2: a word outside the list
     assert {tuple(r): int(c) for r, c in zip(bi.tolist(), bi_n.tolist())} == {(0, 1): 1, (1, 2): 1, (1, 0): 1}
 
@@ -30,7 +32,7 @@ def test_counts_in_a_vocabulary_mark_other_words():
 def test_continuation_counts_below_the_top_order():
     words = ["a", "cat", "francisco", "my", "san", "the"]
     docs = ["san francisco", "san francisco", "san francisco", "the cat", "a cat", "my cat"]
-    grams = count_in_vocabulary(docs, words, 2)
+    grams = count_in_vocabulary(docs, lower_words, words, 2)
     unigram = dict(zip((words[i] for i in grams[0][0][:, 0]), kneser_ney_counts(grams, len(words) + 1)[0].tolist()))
     assert unigram["francisco"] == 1 and unigram["cat"] == 3   # both seen 3 times, but "cat" after 3 words
     assert kneser_ney_counts(grams, len(words) + 1)[1].tolist() == grams[1][1].tolist()  # top order: raw

@@ -1,7 +1,7 @@
 """Splitting the text before the cursor into context, anchor and typed prefix; following the user's case."""
 import pytest
 
-from app.words import match_case, split_typing
+from app.typing.words import match_case, split_typing
 
 
 def test_split_new_word_after_space():

@@ -2,6 +2,7 @@
 the scripted run `make screenshot` uses (replay a text, wait for the learner, save a picture, quit)."""
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt, QTimer
@@ -11,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 from app.session import Session
 from app.ui.main_window import MainWindow
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = resources.files("assets")
 
 
 def app_icon() -> QIcon:
@@ -34,7 +35,7 @@ def application() -> QApplication:
     app.setApplicationName("Pocket Keyboard")
     app.setWindowIcon(app_icon())
     style = ASSETS / "style.qss"
-    if style.exists():
+    if style.is_file():
         app.setStyleSheet(style.read_text(encoding="utf-8"))
     return app
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from importlib import resources
 from collections import deque
 from pathlib import Path
 
@@ -14,20 +15,19 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QMainWindow, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from app.modes import MODES
-from app.personal_file import PersonalFileError
+from app.learning.modes import MODES
+from app.storage.personal_file import PersonalFileError
 from app.session import Session
-from app.typing_stats import TypingStats
+from app.typing.typing_stats import TypingStats
 from app.ui.dialogs import LearnedWordsDialog
 from app.ui.keyboard import OnScreenKeyboard
 from app.ui.replay import ReplayDriver
 from app.ui.strip import SuggestionStrip, TypingArea
 from app.ui.widgets import BarGauge, LineChart
-from app.words import split_typing
-from engine.memory import process_rss_bytes
+from app.typing.words import split_typing
 
 MIB = 2**20
-DEMO_TEXT = Path(__file__).resolve().parents[2] / "assets" / "demo.txt"
+DEMO_TEXT = Path(str(resources.files("assets") / "demo.txt"))
 
 
 class SessionSignals(QObject):
@@ -286,7 +286,7 @@ class MainWindow(QMainWindow):
         self.full_gauge.set_value(None if full is None else full / MIB, maximum=scale)
         self.train_gauge.set_value(None if mode is None else mode / MIB, learner.mode, maximum=scale)
         self.model_gauge.set_value(2 * learner.model_bytes() / MIB)
-        rss = process_rss_bytes()
+        rss = self.session.process_rss_bytes()
         self.rss_gauge.set_value(None if rss is None else rss / MIB)
         points = self.typing.points
         self.chart.set_series("suggested before typing", [(p.word, p.hit_rate) for p in points])

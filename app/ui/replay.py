@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.words import is_word_char
+from app.typing.words import is_word_char
 
 
 class ReplayDriver(QObject):

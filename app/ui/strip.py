@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QMenu, QPlainTextEdit, QPushButton, QWidget
 
-from app.predictor import Strip
+from app.typing.predictor import Strip
 
 DISPLAY_ORDER = (1, 0, 2)  # rank shown at each place, left to right: best in the middle
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from app.ksr import WORD_CHAR
-from app.modes import MODES, mode as mode_settings
+from app.typing.words import WORD_CHAR
+from app.learning.modes import mode as mode_settings
 from engine.dyneval import ModelReference
 from engine.lm import staged_lm
 from engine.optimizer import OptimizerConfig

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from typing import Collection
 
-from app.ksr import PROTOCOL, KsrResult, simulate
-from app.presage_peer import PresagePeer, peer_settings
-from app.words import KnownWords
+from app.bench.ksr import PROTOCOL, KsrResult, simulate
+from app.bench.presage_peer import PresagePeer, peer_settings
+from app.typing.words import KnownWords
 
-CACHE_DIR = Path(__file__).resolve().parents[1] / "runs" / "presage" / "cache"
+CACHE_DIR = Path(__file__).resolve().parents[2] / "runs" / "presage" / "cache"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -65,7 +65,7 @@ def presage_ksr(texts: list[str], db: str | Path, online_learning: bool = False,
                 cache_dir: str | Path = CACHE_DIR, known: Collection[str] | None = None) -> list[KsrResult]:
     """KSR of Presage on each text (a fresh peer per text), `processes` texts at a time; cached texts are not rerun.
     With `known` (the vocabulary, lower case), also the share of its suggestions that are no known word
-    (`app.words.KnownWords`), and how often it offers a whole-typed known word itself."""
+    (`app.typing.words.KnownWords`), and how often it offers a whole-typed known word itself."""
     cache_dir = Path(cache_dir)
     db_sha256 = file_sha256(db)
     known = frozenset(known) if known is not None else None

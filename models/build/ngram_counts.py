@@ -1,23 +1,17 @@
-"""Word n-gram counts of a corpus, tokenised as Presage tokenises (lower case, split at blanks and punctuation,
-the apostrophe included), counted with numpy so 25 M words take minutes and a few GB.
+"""Word n-gram counts of a corpus, split into words by the caller's `split` (the keyboard passes its one definition
+of a word, lower-cased, as Presage tokenises), counted with numpy so 25 M words take minutes and a few GB.
 """
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from models.progress import Progress
+from models.build.progress import Progress
 
-_WORD = re.compile(r"[^" + re.escape(string.whitespace + string.punctuation) + r"]+")
-
-
-def presage_words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+Split = Callable[[str], list[str]]  # a document's words, in order
 
 
 @dataclass
@@ -35,7 +29,7 @@ class NgramCounts:
 _BASE = np.int64(1 << 21)  # open vocabulary: word ids are below 2**21, so three fit one int64 key
 
 
-def count_ngrams(documents: Iterable[str], chunk_words: int = 4_000_000, total_chars: float = 0.0) -> NgramCounts:
+def count_ngrams(documents: Iterable[str], split: Split, chunk_words: int = 4_000_000, total_chars: float = 0.0) -> NgramCounts:
     """1-, 2- and 3-grams over an open vocabulary, counted within documents (no n-gram spans two)."""
     index: dict[str, int] = {}
 
@@ -43,7 +37,7 @@ def count_ngrams(documents: Iterable[str], chunk_words: int = 4_000_000, total_c
         chars = 0
         for doc in documents:
             chars += len(doc)
-            yield np.fromiter((index.setdefault(w, len(index)) for w in presage_words(doc)), dtype=np.int64), chars
+            yield np.fromiter((index.setdefault(w, len(index)) for w in split(doc)), dtype=np.int64), chars
 
     merged = _count(sequences(), 3, _BASE, chunk_words, total_chars)
     if len(index) >= _BASE:
@@ -57,16 +51,16 @@ def count_ngrams(documents: Iterable[str], chunk_words: int = 4_000_000, total_c
     return NgramCounts(words, unigrams, bigrams, bigram_counts, trigrams, trigram_counts)
 
 
-def word_frequencies(documents: Iterable[str]) -> Counter:
+def word_frequencies(documents: Iterable[str], split: Split) -> Counter:
     """How often each word occurs: what chooses a fixed vocabulary before `count_in_vocabulary`."""
     counts: Counter = Counter()
     for doc in documents:
-        counts.update(presage_words(doc))
+        counts.update(split(doc))
     return counts
 
 
-def count_in_vocabulary(documents: Iterable[str], words: list[str], max_order: int, chunk_words: int = 4_000_000,
-                        total_chars: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+def count_in_vocabulary(documents: Iterable[str], split: Split, words: list[str], max_order: int,
+                        chunk_words: int = 4_000_000, total_chars: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """For n = 1..max_order, the distinct n-grams as (rows of ids into `words`, counts), counted within documents.
 
     A word outside `words` is the id len(words), so an n-gram's continuations all count, known or not.
@@ -81,7 +75,7 @@ def count_in_vocabulary(documents: Iterable[str], words: list[str], max_order: i
         chars = 0
         for doc in documents:
             chars += len(doc)
-            yield np.fromiter((index.get(w, other) for w in presage_words(doc)), dtype=np.int64), chars
+            yield np.fromiter((index.get(w, other) for w in split(doc)), dtype=np.int64), chars
 
     return _count(sequences(), max_order, base, chunk_words, total_chars)
 

@@ -13,11 +13,11 @@ from typing import Iterable
 
 import torch
 
-from app.ksr import tokens
-from app.piece_tree import PieceTree
-from app.user_vocab import CONTEXT_WORDS, CacheWeights, UserVocabulary
-from app.vocab_index import VocabIndex
-from app.words import APOSTROPHE, CONTRACTIONS, KnownWords, TypingState, match_case, split_typing
+from app.typing.words import tokens
+from app.typing.piece_tree import PieceTree
+from app.typing.user_vocab import CONTEXT_WORDS, CacheWeights, UserVocabulary
+from app.typing.vocab_index import VocabIndex
+from app.typing.words import APOSTROPHE, CONTRACTIONS, KnownWords, TypingState, match_case, split_typing
 from models.gpt import GPT, LayerCache
 from models.tokenizer import BOS_ID, Tokenizer
 from models.word_prior import WordPrior

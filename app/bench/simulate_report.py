@@ -9,10 +9,10 @@ import json
 from html import escape
 from pathlib import Path
 
-from app.ksr import KsrResult, tokens
-from app.loading import EvalText
-from app.paired import PairedGain, paired_gain
-from app.replay_bench import TAIL, ReplaySystem, StreamResult, run_replay
+from app.bench.ksr import KsrResult, tokens
+from app.bench.texts import EvalText
+from app.bench.paired import PairedGain, paired_gain
+from app.bench.simulate import TAIL, ReplaySystem, StreamResult, run_replay
 
 BINS = 10
 COLOURS = ["#888888", "#3a7bd5", "#d55a3a", "#2aa876", "#9b59b6", "#e0a100", "#222222"]
@@ -111,8 +111,8 @@ def format_rows(rows: list[dict], title: str) -> str:
 
 
 def _presage_row(texts: list[EvalText], args: argparse.Namespace) -> tuple[dict | None, list[KsrResult]]:
-    from app.presage_eval import presage_ksr
-    from app.presage_peer import presage_available
+    from app.bench.presage_eval import presage_ksr
+    from app.bench.presage_peer import presage_available
 
     if args.no_presage:
         return None, []

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.learner import LearnerConfig
-from app.predictor import Predictor
-from app.sentences import finished_sentences
+from app.learning.learner import LearnerConfig
+from app.typing.predictor import Predictor
+from app.typing.sentences import finished_sentences
 from app.session import Session, SessionConfig
-from app.store import Store
+from app.storage.store import Store
 
 
 @dataclass
@@ -124,7 +124,8 @@ def bench_predict(predictor: Predictor, text: str, keystrokes: int, learning_mod
 
 def measure(model_dir: str, text_path: str, keystrokes: int, learning_mode: str | None) -> dict[str, LatencyStats]:
     """Load the predictor as this checkout ships it and run `bench_predict` on the text's first characters."""
-    from app.loading import load_predictor, read_eval_texts
+    from app.bench.texts import read_eval_texts
+    from app.typing.loading import load_predictor
 
     text = read_eval_texts(text_path, keystrokes + 20_000)[0].text
     return bench_predict(load_predictor(model_dir), text, keystrokes, learning_mode)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.corpus import is_held_out, read_documents
-from models.progress import Progress
+from models.build.corpus import is_held_out, read_documents
+from models.build.progress import Progress
 from models.tokenizer import BOS_ID, Tokenizer
 
 

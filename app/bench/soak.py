@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.bench_predict import LatencyStats
-from app.learner import LearnerConfig
-from app.predictor import Predictor
+from app.bench.predict import LatencyStats
+from app.learning.learner import LearnerConfig
+from app.typing.predictor import Predictor
 from app.session import Session, SessionConfig
-from app.store import Store
+from app.storage.store import Store
 from engine.memory import process_rss_bytes
 
 MIB = 2**20

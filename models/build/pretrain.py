@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models import token_cache
-from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
+from models.build import token_cache
+from models.checkpoint import load_model, save_model
 from models.gpt import GPT, GPTConfig
-from models.progress import Progress
+from models.build.progress import Progress
 from models.safe_io import load_tensors, read_json, save_tensors, write_json
 from models.tokenizer import Tokenizer
 

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from app.ksr import tokens
+from app.typing.words import tokens
 
 CONTEXT_WORDS = 2  # followers are counted after the last word and after the last two words
 RECENT_WORDS = 100.0  # a word's recency share halves over about 70 words the user types after it

@@ -5,10 +5,37 @@ Words are runs of characters that are neither whitespace nor ASCII punctuation, 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
-from typing import Container
+from typing import Container, Iterator
 
-from app.ksr import SEPARATORS, WORD_CHAR
+# Whitespace and ASCII punctuation separate words (as in Presage); so do control characters.
+SEPARATORS = string.whitespace + string.punctuation + "".join(map(chr, [*range(32), *range(127, 160)]))
+WORD_CHAR = r"[^\s" + re.escape(SEPARATORS) + r"]"  # any Unicode whitespace separates words too
+_TOKEN = re.compile(WORD_CHAR + "+")
+CONTINUATION_MARKS = "'-"
+
+
+@dataclass(frozen=True)
+class Token:
+    start: int
+    end: int
+    text: str
+
+    def continues_word(self, full_text: str) -> bool:
+        """True for a token right after an apostrophe or hyphen ("t" in "don't")."""
+        return self.start > 0 and full_text[self.start - 1] in CONTINUATION_MARKS
+
+
+def tokens(text: str) -> Iterator[Token]:
+    for match in _TOKEN.finditer(text):
+        yield Token(match.start(), match.end(), match.group())
+
+
+def lower_words(text: str) -> list[str]:
+    """The words of `text` in lower case, as Presage tokenises: what the count prior and Presage's database count."""
+    return _TOKEN.findall(text.lower())
+
 
 APOSTROPHE = "’"  # the typographic apostrophe is a word character: "I’m" is one word
 CONTRACTIONS = ("s", "t", "m", "d", "ll", "re", "ve")  # what follows an apostrophe in "it's", "can't", "I'm" ...

@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from app.ksr import KsrResult, score_word, tokens
-from app.learner import LearnerConfig
-from app.loading import EvalText, load_predictor
-from app.predictor import PredictorConfig
+from app.bench.ksr import KsrResult, score_word, tokens
+from app.learning.learner import LearnerConfig
+from app.bench.texts import EvalText
+from app.typing.loading import load_predictor
+from app.typing.predictor import PredictorConfig
 from app.session import Session, SessionConfig
-from app.store import Store
-from app.user_vocab import CacheWeights
+from app.storage.store import Store
+from app.typing.user_vocab import CacheWeights
 from engine.optimizer import preload as preload_optimizer
 
 TAIL = 0.25  # the last quarter of each stream: where learning should show

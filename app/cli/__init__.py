@@ -12,8 +12,8 @@ from pathlib import Path
 
 from models import BASE_DIR, GENERAL_REPLAY_PATH, PRIOR_PATH, TOKENIZER_PATH
 
-CORPUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
-PRESAGE_DB = Path(__file__).resolve().parent.parent / "runs" / "presage" / "blogs_dd.db"
+CORPUS_DIR = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+PRESAGE_DB = Path(__file__).resolve().parents[2] / "runs" / "presage" / "blogs_dd.db"
 STOCK_PRESAGE_DB = Path("/usr/share/presage/database_en.db")
 
 
@@ -23,9 +23,9 @@ def _fail(message: str) -> int:
 
 
 def _open_session(args: argparse.Namespace, background: bool = False, measure_costs: bool = False):
-    from app.loading import load_predictor
+    from app.typing.loading import load_predictor
     from app.session import Session, SessionConfig
-    from app.store import Store
+    from app.storage.store import Store
 
     config = SessionConfig(background=background, measure_costs=measure_costs)
     return Session(load_predictor(args.model), Store(args.data), config=config, base_dir=args.model)
@@ -62,7 +62,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from app.loading import load_predictor
+    from app.typing.loading import load_predictor
     from app.terminal import strip_line
 
     predictor = load_predictor(args.model)
@@ -88,8 +88,9 @@ def _cmd_interactive(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from app.evaluate import SystemResult, format_table, perplexity, run_predictor
-    from app.loading import load_predictor, read_eval_texts
+    from app.bench.evaluate import SystemResult, format_table, perplexity, run_predictor
+    from app.bench.texts import read_eval_texts
+    from app.typing.loading import load_predictor
 
     if not Path(args.file).exists():
         return _fail(f"no such file: {args.file}")
@@ -118,9 +119,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _presage_systems(texts: list, args: argparse.Namespace, known: frozenset[str]) -> list:
     """Presage with its stock database and with one built from our pretraining text, learning off; its suggestions
     are checked against the same `known` words as ours."""
-    from app.evaluate import SystemResult
-    from app.presage_eval import presage_ksr
-    from app.presage_peer import presage_available
+    from app.bench.evaluate import SystemResult
+    from app.bench.presage_eval import presage_ksr
+    from app.bench.presage_peer import presage_available
 
     if args.no_presage:
         return []
@@ -139,7 +140,7 @@ def _presage_systems(texts: list, args: argparse.Namespace, known: frozenset[str
 
 
 def _cmd_presage_db(args: argparse.Namespace) -> int:
-    from app.presage_db import build_presage_db
+    from app.bench.presage_db import build_presage_db
 
     missing = [c for c in args.corpus if not Path(c).exists()]
     if missing:
@@ -154,9 +155,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_learning(args: argparse.Namespace) -> int:
-    from app.learning_bench import HEADER, format_row, run_learning, summary
-    from app.modes import MODES
-    from app.loading import read_eval_texts
+    from app.bench.learning import HEADER, format_row, run_learning, summary
+    from app.learning.modes import MODES
+    from app.bench.texts import read_eval_texts
 
     path = args.users or CORPUS_DIR / "blogs_users_dev.jsonl.xz"
     if not Path(path).exists():
@@ -184,8 +185,9 @@ def _bench_learning(args: argparse.Namespace) -> int:
 
 
 def _bench_soak(args: argparse.Namespace) -> int:
-    from app.loading import load_predictor, read_eval_texts
-    from app.soak_bench import run_soak
+    from app.bench.texts import read_eval_texts
+    from app.typing.loading import load_predictor
+    from app.bench.soak import run_soak
 
     path = args.text or CORPUS_DIR / "dailydialog_test.txt.xz"
     if not Path(path).exists():
@@ -199,7 +201,7 @@ def _bench_soak(args: argparse.Namespace) -> int:
 def _bench_crash(args: argparse.Namespace) -> int:
     import tempfile
 
-    from app.crash_bench import run_crash_bench
+    from app.bench.crash import run_crash_bench
 
     with tempfile.TemporaryDirectory(prefix="pocketkb-crash-") as folder:
         report = run_crash_bench(Path(folder), args.kills)
@@ -213,7 +215,7 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
     import torch
 
-    from app.modes import MODES, mode
+    from app.learning.modes import MODES, mode
     from engine.bench import run_engine_bench
     from engine.dyneval import ModelReference
     from engine.scheme import BUILTIN_SCHEMES, UpdateScheme
@@ -248,7 +250,7 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
 
 def _bench_predict(args: argparse.Namespace) -> int:
-    from app.bench_predict import measure, measure_checkout
+    from app.bench.predict import measure, measure_checkout
 
     path = args.text or CORPUS_DIR / "dailydialog_test.txt.xz"
     if not Path(path).exists():
@@ -282,7 +284,7 @@ def _bench_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from models.pretrain import PretrainConfig, pretrain
+    from models.build.pretrain import PretrainConfig, pretrain
 
     corpora, weights = [], []
     for spec in args.corpus:
@@ -306,14 +308,15 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_prior(args: argparse.Namespace) -> int:
-    from models.word_prior import PriorConfig, build_prior
+    from app.typing.words import lower_words
+    from models.build.prior import PriorConfig, build_prior
 
     missing = [c for c in args.corpus if not Path(c).exists()]
     if missing:
         return _fail(f"no such corpus file: {missing[0]}")
     config = PriorConfig(max_words=args.max_words)
     try:
-        tables = build_prior(args.corpus, args.out, config)
+        tables = build_prior(args.corpus, args.out, lower_words, config)
     except ValueError as e:
         return _fail(str(e))
     rows = ", ".join(f"{len(level.next):,} {n}-grams" for n, level in enumerate(tables.levels, start=2))
@@ -325,8 +328,9 @@ def _cmd_grad_stats(args: argparse.Namespace) -> int:
     import torch
 
     from models.checkpoint import load_model, weights_sha256
-    from models.corpus import training_documents
-    from models.grad_stats import GRAD_STATS_FILE, compute_grad_stats, save_grad_stats
+    from models.build.corpus import training_documents
+    from models.build.grad_stats import compute_grad_stats, save_grad_stats
+    from models.grad_stats import GRAD_STATS_FILE
     from models.tokenizer import Tokenizer
 
     corpus = Path(args.corpus or CORPUS_DIR / "blogs_pretrain.txt.xz")
@@ -350,7 +354,7 @@ def _cmd_grad_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_search_scheme(args: argparse.Namespace) -> int:
-    from app.scheme_search import search, user_texts, write_results
+    from app.bench.scheme_search import search, user_texts, write_results
     from models import SCHEMES_DIR
     from models.tokenizer import Tokenizer
 
@@ -387,7 +391,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from app.personal_file import PersonalFileError
+    from app.storage.personal_file import PersonalFileError
 
     session = _open_session(args)
     try:
@@ -402,7 +406,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def _cmd_build_replay(args: argparse.Namespace) -> int:
     from models.checkpoint import load_model
-    from models.general_replay import build
+    from models.build.replay import build
     from models.tokenizer import Tokenizer
 
     lines = build(load_model(args.model), Tokenizer(TOKENIZER_PATH), args.out, args.samples)
@@ -411,9 +415,9 @@ def _cmd_build_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from app.modes import MODES
-    from app.loading import read_eval_texts
-    from app.replay_report import report
+    from app.learning.modes import MODES
+    from app.bench.texts import read_eval_texts
+    from app.bench.simulate_report import report
 
     if not Path(args.users).exists():
         return _fail(f"no such users file: {args.users}")

@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
-from app.learner import Learner, LearnerConfig, SegmentScore, per_token
-from app.loading import EvalText
-from app.paired import paired_gain
-from app.sentences import finished_sentences
+from app.learning.learner import Learner, LearnerConfig, SegmentScore, per_token
+from app.bench.texts import EvalText
+from app.bench.paired import paired_gain
+from app.typing.sentences import finished_sentences
 from models import GENERAL_REPLAY_PATH, TOKENIZER_PATH
 from models.checkpoint import load_model, weights_sha256
 from models.general_replay import load as load_general

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from app.words import split_typing
+from app.typing.words import split_typing
 
 
 @dataclass

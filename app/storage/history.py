@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from app.ksr import tokens
+from app.typing.words import tokens
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sentences (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, text TEXT NOT NULL,

@@ -6,35 +6,13 @@ typed known word is itself on the strip (a word typed earlier in the text counts
 """
 from __future__ import annotations
 
-import re
-import string
 from dataclasses import dataclass, field
-from typing import Callable, Container, Iterator
+from typing import Callable, Container
 
-# Whitespace and ASCII punctuation separate words (as in Presage); so do control characters.
-SEPARATORS = string.whitespace + string.punctuation + "".join(map(chr, [*range(32), *range(127, 160)]))
-WORD_CHAR = r"[^\s" + re.escape(SEPARATORS) + r"]"  # any Unicode whitespace separates words too
-_TOKEN = re.compile(WORD_CHAR + "+")
-CONTINUATION_MARKS = "'-"
+from app.typing.words import Token, tokens
+
 PROTOCOL = 2  # bumped when what a result holds changes (cached results of an older protocol are recomputed)
-
 Suggest = Callable[[str], list[str]]
-
-
-@dataclass(frozen=True)
-class Token:
-    start: int
-    end: int
-    text: str
-
-    def continues_word(self, full_text: str) -> bool:
-        """True for a token right after an apostrophe or hyphen ("t" in "don't")."""
-        return self.start > 0 and full_text[self.start - 1] in CONTINUATION_MARKS
-
-
-def tokens(text: str) -> Iterator[Token]:
-    for match in _TOKEN.finditer(text):
-        yield Token(match.start(), match.end(), match.group())
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from app.learner import LearnerConfig
-from app.modes import mode
+from app.learning.learner import LearnerConfig
+from app.learning.modes import mode
 from engine.contribution import AnalysisConfig, ContributionAnalysis, UserText
 from engine.contribution_plot import contribution_svg
 from engine.dyneval import ModelReference
@@ -20,9 +20,9 @@ from engine.lm import staged_lm
 from engine.search import SearchResult, analyse_and_search
 from engine.segments import Windowing
 from models.checkpoint import load_model, weights_sha256
-from models.corpus import read_users
+from models.build.corpus import read_users
 from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
-from models.progress import Progress
+from models.build.progress import Progress
 from models.tokenizer import BOS_ID, Tokenizer
 
 

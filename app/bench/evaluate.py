@@ -7,15 +7,15 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from app.ksr import KsrResult, simulate
-from app.loading import EvalText, load_predictor
-from app.predictor import PredictorConfig
-from app.words import KnownWords
+from app.bench.ksr import KsrResult, simulate
+from app.bench.texts import EvalText
+from app.typing.loading import load_predictor
+from app.typing.predictor import PredictorConfig
+from app.typing.words import KnownWords
 from engine.quant import round_frozen_linears_to_int8
 from models.gpt import GPT
 from models.tokenizer import BOS_ID, Tokenizer

@@ -10,9 +10,9 @@ from pathlib import Path
 import platformdirs
 import torch
 
-from app import personal_file
-from app.history import History
-from app.personal_file import PersonalMeta, PersonalModel
+from app.storage import personal_file
+from app.storage.history import History
+from app.storage.personal_file import PersonalMeta, PersonalModel
 
 PERSONAL_FILE = "personal.safetensors"
 HISTORY_FILE = "history.db"

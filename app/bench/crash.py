@@ -31,10 +31,10 @@ def child_main(folder: str, log_path: str) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from app.learner import LearnerConfig
-    from app.loading import load_predictor
+    from app.learning.learner import LearnerConfig
+    from app.typing.loading import load_predictor
     from app.session import Session, SessionConfig
-    from app.store import Store
+    from app.storage.store import Store
 
     torch.set_num_threads(1)
     leftovers = len(list(Path(folder).glob(".*.tmp")))
@@ -79,8 +79,8 @@ def _events(log_path: Path) -> list[tuple[str, str]]:
 
 
 def _start_child(folder: Path, log_path: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "app.crash_bench", "child", str(folder), str(log_path)],
-                            cwd=Path(__file__).resolve().parents[1])
+    return subprocess.Popen([sys.executable, "-m", "app.bench.crash", "child", str(folder), str(log_path)],
+                            cwd=Path(__file__).resolve().parents[2])
 
 
 def _wait_for(log_path: Path, count: int, child: subprocess.Popen, timeout: float = 120.0) -> None:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from app.words import is_word_char
+from app.typing.words import is_word_char
 from models.tokenizer import Tokenizer
 
 FORMS = (str.lower, str.capitalize, str.upper)  # how a vocabulary word (stored in lower case) may be spelled

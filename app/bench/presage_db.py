@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.ngrams import NgramCounts, corpus_counts
+from app.typing.words import lower_words
+from models.build.ngrams import NgramCounts, corpus_counts
 
 # As in /usr/share/presage/database_en.db (and Presage's DatabaseConnector::createNgramTable); no other index.
 SCHEMA = (
@@ -71,7 +72,7 @@ def build_presage_db(corpus_paths: list[str | Path], out_path: str | Path, min_c
     """Count the corpora (held-out documents excluded) and write the Presage database, with a JSON note beside it."""
     start = time.monotonic()
     print(f"counting 1-3-grams of {', '.join(Path(p).name for p in corpus_paths)}", file=sys.stderr, flush=True)
-    counts = corpus_counts(corpus_paths)
+    counts = corpus_counts(corpus_paths, lower_words)
     counted = time.monotonic()
     print(f"{len(counts.words):,} words, {int(counts.unigrams.sum()):,} tokens in {counted - start:.0f} s; "
           f"writing {out_path}", file=sys.stderr, flush=True)

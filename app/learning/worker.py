@@ -1,0 +1,70 @@
+"""The learner's background thread: runs learning rounds while committed sentences wait, on one torch thread so
+suggestions keep the other core. Committed text → learner → plan step → guard → publish happens in its rounds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import torch
+
+from app.learning.learner import Learner
+from engine.memory import map_large_blocks, release_free_heap
+from engine.optimizer import preload as preload_optimizer
+
+
+class LearnerWorker:
+    """Runs learning rounds in a thread while sentences wait, with one torch thread so suggestions keep the other core."""
+
+    def __init__(self, learner: Learner, learn_round: Callable[[], None], notify: Callable[[None], None],
+                 measure_modes: tuple[str, ...] = (), trim_seconds: float = 10.0):
+        map_large_blocks()  # the learner allocates and frees large tensors all day
+        self.learner, self.learn_round, self.notify = learner, learn_round, notify
+        self.measure_modes, self.trim_seconds = measure_modes, trim_seconds
+        self._wake = threading.Event()
+        self._stop = False
+        self.busy = False
+        self._trimmed = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        torch.set_num_threads(1)
+        preload_optimizer()
+        for mode in self.measure_modes:  # the gauges' training-memory figures, measured once
+            if self._stop:
+                return
+            self.learner.measure_training_bytes(mode)
+            self.notify(None)
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            while not self._stop and self.learner.pending():
+                self.busy = True
+                self.learn_round()
+            self._trim()
+            self.busy = False
+
+    def _trim(self) -> None:
+        """Rounds allocate and free tensors of many sizes; without this the heap only grows over a day of typing."""
+        if time.monotonic() - self._trimmed >= self.trim_seconds:
+            release_free_heap()
+            self._trimmed = time.monotonic()
+
+    def idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no round runs or waits (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.busy and not self._wake.is_set() and not self.learner.pending():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=10)
