@@ -117,3 +117,19 @@ def test_build_prior_writes_a_prior_that_loads(tmp_path, capsys):
     prior = WordPrior.load(out)
     assert prior.candidates(("thank", "you", "very"), "", 1)[0] == "much"
     assert main(["build-prior", "--corpus", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+
+
+def test_python_dash_m_app_runs_the_cli_and_tells_its_version():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("pocketkb 0.")
+
+
+def test_each_bench_target_has_its_own_options(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):  # --kills belongs to crash, not to predict
+        main(["bench", "predict", "--kills", "3"])
+    assert "unrecognized arguments: --kills" in capsys.readouterr().err
