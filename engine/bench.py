@@ -4,7 +4,6 @@ References, written plainly: eager full fine-tuning, and naive freezing (`requir
 """
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from contextlib import nullcontext
@@ -12,14 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
-import torch.nn as nn
 
 from engine.dyneval import ModelReference
-from engine.lm import next_token_loss, next_token_pairs, staged_lm
 from engine.memory import PeakRssGrowth, SavedTensorCounter, tensor_bytes
 from engine.optimizer import OptimizerConfig
 from engine.plan import StepReport, TrainPlan, compile_plan
 from engine.scheme import UpdateScheme
+from engine.staged import StagedModel
 
 FULL_REFERENCE = "pytorch full fine-tuning"
 NAIVE_REFERENCE = "naive freezing of {}"
@@ -38,9 +36,11 @@ class FixedCost:
 class PlainTraining:
     """Eager PyTorch: the whole forward on every position, the loss on the newest positions `scheme` asks for."""
 
-    def __init__(self, model: nn.Module, names: list[str], scheme: UpdateScheme, optimizer: OptimizerConfig,
+    def __init__(self, staged: StagedModel, names: list[str] | None, scheme: UpdateScheme, optimizer: OptimizerConfig,
                  reference: ModelReference | None = None):
-        self.model, self.trainable = model, [model.get_parameter(n) for n in names]
+        model = staged.module
+        names = [n for n, _ in model.named_parameters()] if names is None else names
+        self.staged, self.model, self.trainable = staged, model, [model.get_parameter(n) for n in names]
         model.requires_grad_(False)
         for p in self.trainable:
             p.requires_grad_(True)
@@ -54,11 +54,11 @@ class PlainTraining:
         peak = PeakRssGrowth() if measure_peak else nullcontext()
         with peak:
             start = time.perf_counter()
-            inputs, targets = next_token_pairs(batch)
+            inputs, targets = self.staged.split_batch(batch)
             with SavedTensorCounter(self._persistent) as saved:
                 logits = self.model(inputs)
                 keep = positions or self.scheme.loss_positions(targets.shape[1])
-                loss = next_token_loss(logits[:, -keep:], targets[:, -keep:])
+                loss = self.staged.loss(logits[:, -keep:], targets[:, -keep:])
             loss.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -86,9 +86,9 @@ class _Runner:
     reports: list[StepReport]
 
 
-def _plan_runner(model: nn.Module, scheme: UpdateScheme, optimizer: OptimizerConfig,
+def _plan_runner(staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig,
                  reference: ModelReference | None) -> tuple[_Runner, TrainPlan]:
-    plan = compile_plan(staged_lm(copy.deepcopy(model)), scheme, optimizer, reference=reference)
+    plan = compile_plan(staged, scheme, optimizer, reference=reference)
     return _Runner(scheme.name, plan.step, _plan_cost(plan), []), plan
 
 
@@ -99,12 +99,10 @@ def _plan_cost(plan: TrainPlan) -> FixedCost:
                      memory.optimizer_bytes)
 
 
-def _plain_runner(name: str, model: nn.Module, names: list[str] | None, scheme: UpdateScheme,
+def _plain_runner(name: str, staged: StagedModel, names: list[str] | None, scheme: UpdateScheme,
                   optimizer: OptimizerConfig, reference: ModelReference | None) -> _Runner:
-    """Plain training of a copy of `model`: the named parameters train, or all of them for None."""
-    model = copy.deepcopy(model)
-    plain = PlainTraining(model, [n for n, _ in model.named_parameters()] if names is None else names, scheme,
-                          optimizer, reference)
+    """Plain training of `staged`'s module: the named parameters train, or all of them for None."""
+    plain = PlainTraining(staged, names, scheme, optimizer, reference)
     return _Runner(name, plain.step, plain.fixed_cost(), [])
 
 
@@ -118,7 +116,7 @@ def _row(runner: _Runner, warmup: int) -> dict:
             "peak_rss_growth": runner.reports[-1].peak_rss_growth, "loss": runner.reports[-2].loss}
 
 
-def run_engine_bench(model: nn.Module, batch: torch.Tensor | list[torch.Tensor], schemes: list[UpdateScheme],
+def run_engine_bench(fresh: Callable[[], StagedModel], batch: torch.Tensor | list[torch.Tensor], schemes: list[UpdateScheme],
                      repeats: int = 20, optimizer_of: Callable[[str], OptimizerConfig] | None = None,
                      naive_of: str = "sparse", warmup: int = 2, reference: ModelReference | None = None,
                      positions: int | None = None) -> dict:
@@ -128,19 +126,19 @@ def run_engine_bench(model: nn.Module, batch: torch.Tensor | list[torch.Tensor],
 
     `optimizer_of(scheme name)` is each one's optimizer (default AdamW; the full reference takes "full"'s, naive
     freezing that of the scheme it freezes for); `reference` is what a dynamic-evaluation optimizer needs. Each
-    runs on its own copy of `model`. The last step of each measures peak RSS growth. Prints a table, returns the
-    rows with ratios to full fine-tuning (and to naive freezing for `naive_of`).
+    runs on its own model, staged, from `fresh()`. The last step of each measures peak RSS growth. Prints a table,
+    returns the rows with ratios to full fine-tuning (and to naive freezing for `naive_of`).
     """
     optimizer_of = optimizer_of or (lambda name: OptimizerConfig())
     runners, plans = [], {}
-    runners.append(_plain_runner(FULL_REFERENCE, model, None, UpdateScheme(FULL_REFERENCE), optimizer_of("full"),
+    runners.append(_plain_runner(FULL_REFERENCE, fresh(), None, UpdateScheme(FULL_REFERENCE), optimizer_of("full"),
                                  reference))
     for scheme in schemes:
-        runner, plans[scheme.name] = _plan_runner(model, scheme, optimizer_of(scheme.name), reference)
+        runner, plans[scheme.name] = _plan_runner(fresh(), scheme, optimizer_of(scheme.name), reference)
         runners.append(runner)
     if naive_of in plans:
         plan = plans[naive_of]
-        runners.append(_plain_runner(NAIVE_REFERENCE.format(naive_of), model, _touched_parameter_names(plan),
+        runners.append(_plain_runner(NAIVE_REFERENCE.format(naive_of), fresh(), _touched_parameter_names(plan),
                                      plan.scheme, optimizer_of(naive_of), reference))
     batches = batch if isinstance(batch, list) else [batch]
     for i in range(warmup + repeats):

@@ -16,7 +16,7 @@ from engine.optimizer import OptimizerConfig
 from engine.plan import compile_plan
 from engine.scheme import PartRule, UpdateScheme
 from engine.segments import Windowing, rows_after
-from engine.staged import StagedModel
+from engine.staged import StagedModel, TensorLayout
 
 ModelFactory = Callable[[], StagedModel]
 Row = tuple[list[int], int]  # tokens, and how many newest of them are the segment's
@@ -32,10 +32,7 @@ class UserText:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    tensor_kinds: tuple[str, ...] = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
     channel_ratios: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
-    head_modules: tuple[str, ...] = ("ln_f",)    # trained with the biases, by depth
-    embedding: tuple[str, ...] = ("wte", "lm_head")  # one candidate each: the matrix through that module
     lr_scales: tuple[float, ...] = (1.0, 10.0)   # each candidate at each multiple of the mode's learning rate
     windowing: Windowing = field(default_factory=Windowing)
     tokens: int = 2400                           # of each user's stream, learned segment by segment
@@ -64,23 +61,23 @@ class Contribution:
                 "training_bytes": self.training_bytes, "rules": [asdict(r) for r in self.candidate.rules]}
 
 
-def candidates(n_blocks: int, config: AnalysisConfig) -> list[Candidate]:
-    """Block x tensor kind x channel ratio, the biases (with normalization vectors) of the last d blocks, and the
-    embedding matrix through each module in `config.embedding` (a tied matrix: both uses, or the output's alone);
-    each at every learning-rate scale of `config.lr_scales`."""
+def candidates(layout: TensorLayout, n_blocks: int, config: AnalysisConfig) -> list[Candidate]:
+    """Block x tensor of `layout.block_tensors` x channel ratio, the biases (with normalization vectors and the
+    `layout.head_modules`) of the last d blocks, and the embedding matrix through each module of `layout.embedding`
+    (a tied matrix: both uses, or the output's alone); each at every learning-rate scale of `config.lr_scales`."""
     parts = []
     for block in range(n_blocks):
         relative = str(block - n_blocks)
-        for kind in config.tensor_kinds:
+        for kind in layout.block_tensors:
             for ratio in config.channel_ratios:
                 parts.append((f"blocks[{relative}].{kind} {ratio:g} of channels", f"blocks[{relative}].{kind}",
                               (PartRule((kind,), blocks=relative, weight=ratio),)))
     for depth in range(1, n_blocks + 1):
         rules = (PartRule(blocks=f"-{depth}:", bias=True),)
-        if config.head_modules:
-            rules += (PartRule(config.head_modules, bias=True),)
+        if layout.head_modules:
+            rules += (PartRule(layout.head_modules, bias=True),)
         parts.append((f"biases of the last {depth} block(s)", "biases", rules))
-    for module in config.embedding:
+    for module in layout.embedding:
         parts.append((f"the embedding matrix through {module}", "embedding", (PartRule((module,), weight=1.0),)))
     return [Candidate(name if scale == 1 else f"{name}, {scale:g}x lr", group,
                       tuple(replace(rule, lr_scale=scale) for rule in rules))
@@ -148,7 +145,7 @@ class ContributionAnalysis:
             return plan.memory().training_bytes
 
     def run(self, progress: Callable[[int, int, str], None] | None = None) -> list[Contribution]:
-        found = candidates(len(self._memory_model.block_paths), self.config)
+        found = candidates(self._memory_model.layout, len(self._memory_model.block_paths), self.config)
         table = []
         for i, candidate in enumerate(found):
             if progress:

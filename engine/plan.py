@@ -398,7 +398,7 @@ class TrainPlan:
     def delta(self) -> dict[str, torch.Tensor]:
         """Current values (not differences) of every trained tensor, plus the input channels of split weights.
 
-        Names are parameter paths ("blocks.3.ln_2.bias") or a split Linear's path with "weight.columns" /
+        Names are parameter paths ("blocks.3.norm.bias") or a split Linear's path with "weight.columns" /
         "weight.channels", or "lora_a" / "lora_b".
         """
         tensors = {name: p.detach().clone() for name, p in self.trainable.items()}

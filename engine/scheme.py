@@ -15,7 +15,7 @@ class PartRule:
 
     `blocks` picks blocks by index like a Python subscript ("-1", "-2:", ":", "0,2"); the `modules` glob patterns
     are then matched against module paths inside those blocks. With `blocks` empty, the patterns are matched
-    against paths in the whole model ("ln_f", "*").
+    against paths in the whole model ("final_norm", "*").
     `bias` trains biases, and both affine vectors of normalization layers. `weight` is the fraction of the
     weight's input channels that train (0 frozen, 1 all; between, Linear only). `lora_rank` adds a LoRA
     adapter of that rank to a Linear whose weight is otherwise frozen. `lr_scale` multiplies the update mode's
@@ -104,22 +104,3 @@ def _check_keys(cls: type, data: dict) -> None:
     unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-
-
-ATTENTION_AND_FIRST_FFN = ("attn.c_attn", "attn.c_proj", "mlp.c_fc")
-
-BUILTIN_SCHEMES: dict[str, UpdateScheme] = {s.name: s for s in (
-    UpdateScheme("full", (PartRule(bias=True, weight=1.0),), description="every tensor trains"),
-    UpdateScheme("last-block", (PartRule(blocks="-1", bias=True, weight=1.0),),
-                 description="all tensors of the last block"),
-    UpdateScheme("bias-only", (PartRule(bias=True),), description="BitFit: all biases and normalization vectors"),
-    UpdateScheme("lora", (PartRule(ATTENTION_AND_FIRST_FFN, blocks=":", lora_rank=8),),
-                 description="rank-8 LoRA on the attention projections and the first FFN linear of every block"),
-)}
-
-
-def builtin_scheme(name: str) -> UpdateScheme:
-    try:
-        return BUILTIN_SCHEMES[name]
-    except KeyError:
-        raise ValueError(f"no built-in scheme {name!r}; known: {sorted(BUILTIN_SCHEMES)}") from None

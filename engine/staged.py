@@ -1,4 +1,5 @@
-"""How the engine sees a model: a chain of stages (stem, blocks, head), the paths of its blocks, and a loss.
+"""How the engine sees a model: a chain of stages (stem, blocks, head), the paths of its blocks, a loss, and the
+layout of its trainable tensors. The model describes itself (GPT: `models.gpt_stages`); the engine only reads it.
 
 Any `torch.nn.Module` can be described this way; `sequential_model` does it for an `nn.Sequential`.
 """
@@ -34,6 +35,17 @@ class Stage:
         return {id(p) for m in self.modules for p in m.parameters()}
 
 
+@dataclass(frozen=True)
+class TensorLayout:
+    """Which tensors an analysis may propose to train, by module path: inside each block, the matrices whose output
+    channels may train (`block_tensors`); after the blocks, the modules trained with the biases (`head_modules`);
+    and the modules through which the embedding matrix is used, each one candidate whole (`embedding`)."""
+
+    block_tensors: tuple[str, ...] = ()
+    head_modules: tuple[str, ...] = ()
+    embedding: tuple[str, ...] = ()
+
+
 def split_pairs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     inputs, targets = batch
     return inputs, targets
@@ -60,6 +72,7 @@ class StagedModel:
     split_batch: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]] = split_pairs
     positions_dim: int | None = None
     remember: Callable[[torch.Tensor, Any], tuple] | None = None
+    layout: TensorLayout = TensorLayout()
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:

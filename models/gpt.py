@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from engine.staged import StagedModel
 
 # One layer's cached keys and values, each (batch, heads, positions, head_dim).
 LayerCache = tuple[torch.Tensor, torch.Tensor]
@@ -146,6 +149,12 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
+
+    def staged(self) -> StagedModel:
+        """This model as the engine sees it: stages, next-token loss, tensor layout (`models.gpt_stages`)."""
+        from models.gpt_stages import staged_lm
+
+        return staged_lm(self)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from engine.dyneval import DynamicEvalSGD, ModelReference, TensorReference
-from engine.lm import staged_lm
+from models.gpt_stages import staged_lm
 from engine.optimizer import OptimizerConfig
 from engine.plan import compile_plan
 from engine.scheme import PartRule, UpdateScheme

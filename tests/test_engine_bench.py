@@ -1,21 +1,21 @@
 """The engine benchmark runs every scheme beside plain PyTorch references and reports ratios (tiny model, few steps)."""
+import copy
 from dataclasses import replace
 
 import torch
 
 from engine.bench import FULL_REFERENCE, NAIVE_REFERENCE, run_engine_bench
-from engine.scheme import BUILTIN_SCHEMES
-from test_engine_fixtures import SHIPPED_SPARSE, tiny_gpt, token_batch
+from test_engine_fixtures import MODE_SCHEMES, SHIPPED_SPARSE, tiny_gpt, token_batch
 
 
 def test_bench_reports_every_scheme_and_both_references(capsys):
     model = tiny_gpt()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     int8 = replace(SHIPPED_SPARSE, name="sparse-int8", frozen_int8=True)
-    result = run_engine_bench(model, token_batch(rows=4, length=17), [*BUILTIN_SCHEMES.values(), SHIPPED_SPARSE, int8],
+    result = run_engine_bench(lambda: copy.deepcopy(model).staged(), token_batch(rows=4, length=17), [*MODE_SCHEMES.values(), SHIPPED_SPARSE, int8],
                               repeats=2, warmup=1)
     names = [row["name"] for row in result["rows"]]
-    assert names == [FULL_REFERENCE, *BUILTIN_SCHEMES, "sparse", "sparse-int8", NAIVE_REFERENCE.format("sparse")]
+    assert names == [FULL_REFERENCE, *MODE_SCHEMES, "sparse", "sparse-int8", NAIVE_REFERENCE.format("sparse")]
     rows = {row["name"]: row for row in result["rows"]}
     full, engine_full, sparse = rows[FULL_REFERENCE], rows["full"], rows["sparse"]
     assert engine_full["training_bytes"] == full["training_bytes"]
@@ -34,7 +34,7 @@ def test_bench_steps_each_scheme_with_its_own_optimizer():
     factors = {name: (torch.full(p.shape[:1], 0.1), torch.full(p.shape[1:], 0.1) if p.dim() == 2 else None)
                for name, p in model.named_parameters()}
     optimizers = {"full": OptimizerConfig(kind="dyneval", lr=1e-3), "sparse": OptimizerConfig(kind="dyneval", lr=1e-3)}
-    result = run_engine_bench(model, token_batch(rows=4, length=17), [BUILTIN_SCHEMES["full"], SHIPPED_SPARSE],
+    result = run_engine_bench(lambda: copy.deepcopy(model).staged(), token_batch(rows=4, length=17), [MODE_SCHEMES["full"], SHIPPED_SPARSE],
                               repeats=2, warmup=1, optimizer_of=optimizers.__getitem__,
                               reference=ModelReference.of(model, factors))
     rows = {row["name"]: row for row in result["rows"]}

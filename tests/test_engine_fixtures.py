@@ -7,14 +7,22 @@ import copy
 import torch
 import torch.nn as nn
 
-from engine.lm import staged_lm
-from engine.scheme import BUILTIN_SCHEMES, PartRule, UpdateScheme
+from models.gpt_stages import staged_lm
+from engine.scheme import PartRule, UpdateScheme
 from engine.staged import sequential_model
 from models.gpt import GPT, GPTConfig
 from models import MODELS_DIR
 
 TINY = GPTConfig(vocab_size=128, block_size=32, n_layer=4, n_head=2, n_embd=32)  # as deep as the shipped model: its searched scheme names blocks from the end
-SHIPPED_SPARSE = UpdateScheme.from_json((MODELS_DIR / "schemes" / "sparse.json").read_text())
+
+
+def shipped_scheme(name: str) -> UpdateScheme:
+    """A scheme as the model ships it in models/schemes (what an update mode of that name trains)."""
+    return UpdateScheme.from_json((MODELS_DIR / "schemes" / f"{name}.json").read_text())
+
+
+SHIPPED_SPARSE = shipped_scheme("sparse")
+MODE_SCHEMES = {name: shipped_scheme(name) for name in ("full", "last-block", "bias-only", "lora")}  # beside sparse
 # Split channels of the last block's MLP, loss on the newest quarter: the engine's mechanics (split weights, int8,
 # the prefix cache below a cut that nothing ties to) are tested on this.
 CHANNELS_SPARSE = UpdateScheme("channels-sparse", (
@@ -29,7 +37,7 @@ DEEP_SPARSE = UpdateScheme("deep-sparse", (
     PartRule(("ln_f",), bias=True),
 ), loss_last_fraction=0.25)
 
-ALL_SCHEMES = [*BUILTIN_SCHEMES.values(), SHIPPED_SPARSE, CHANNELS_SPARSE, DEEP_SPARSE]
+ALL_SCHEMES = [*MODE_SCHEMES.values(), SHIPPED_SPARSE, CHANNELS_SPARSE, DEEP_SPARSE]
 
 
 def tiny_gpt(seed: int = 0) -> GPT:

@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.lm import next_token_loss, next_token_pairs, staged_lm
+from models.gpt_stages import next_token_loss, next_token_pairs, staged_lm
 from engine.optimizer import OptimizerConfig
 from engine.plan import compile_plan
-from engine.scheme import PartRule, UpdateScheme, builtin_scheme
+from engine.scheme import PartRule, UpdateScheme
 from engine.staged import sequential_model
-from test_engine_fixtures import ALL_SCHEMES, cnn, mlp, tiny_gpt, token_batch, vector_batch
+from test_engine_fixtures import ALL_SCHEMES, cnn, mlp, shipped_scheme, tiny_gpt, token_batch, vector_batch
 
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
 
@@ -96,7 +96,7 @@ def test_lm_gradients_equal_plain_autograd(scheme):
 
 
 SEQUENTIAL_SCHEMES = [
-    builtin_scheme("full"), builtin_scheme("last-block"), builtin_scheme("bias-only"),
+    shipped_scheme("full"), shipped_scheme("last-block"), shipped_scheme("bias-only"),
     UpdateScheme("split", (PartRule(blocks="2", weight=0.4), PartRule(blocks="-1", bias=True))),
     UpdateScheme("lora", (PartRule(blocks="2", lora_rank=3), PartRule(blocks="3", bias=True))),
 ]
@@ -112,7 +112,7 @@ def test_mlp_gradients_equal_plain_autograd(scheme):
         _assert_same(plan.gradients(batch), reference)
 
 
-@pytest.mark.parametrize("scheme", [builtin_scheme("last-block"), builtin_scheme("bias-only"),
+@pytest.mark.parametrize("scheme", [shipped_scheme("last-block"), shipped_scheme("bias-only"),
                                     UpdateScheme("conv", (PartRule(blocks="2", weight=1.0, bias=True),))],
                          ids=lambda s: s.name)
 def test_cnn_gradients_equal_plain_autograd(scheme):
@@ -125,7 +125,7 @@ def test_cnn_gradients_equal_plain_autograd(scheme):
 
 def test_cnn_trains():
     model, batch = cnn(), vector_batch((3, 6, 6), 4)
-    with compile_plan(sequential_model(model), builtin_scheme("last-block")) as plan:
+    with compile_plan(sequential_model(model), shipped_scheme("last-block")) as plan:
         first = plan.step(batch).loss
         for _ in range(30):
             last = plan.step(batch).loss

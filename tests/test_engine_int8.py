@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import torch
 
-from engine.lm import next_token_loss, next_token_pairs, staged_lm
+from models.gpt_stages import next_token_loss, next_token_pairs, staged_lm
 from engine.plan import compile_plan
 from engine.quant import quantize_per_channel
 from engine.scheme import UpdateScheme

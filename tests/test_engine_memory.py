@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.lm import staged_lm
+from models.gpt_stages import staged_lm
 from engine.plan import compile_plan
 from engine.scheme import PartRule, UpdateScheme
 from test_engine_fixtures import SHIPPED_SPARSE, tiny_gpt, token_batch

@@ -6,11 +6,11 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from engine.lm import staged_lm
+from models.gpt_stages import staged_lm
 from engine.plan import compile_plan
-from engine.scheme import PartRule, UpdateScheme, builtin_scheme
+from engine.scheme import PartRule, UpdateScheme
 from engine.staged import sequential_model
-from test_engine_fixtures import ALL_SCHEMES, DEEP_SPARSE, CHANNELS_SPARSE, mlp, tiny_gpt, token_batch, vector_batch
+from test_engine_fixtures import ALL_SCHEMES, CHANNELS_SPARSE, DEEP_SPARSE, mlp, shipped_scheme, tiny_gpt, token_batch, vector_batch
 
 
 def _batches(count, seed=10):
@@ -39,7 +39,7 @@ def test_frozen_tensors_are_bit_identical_after_100_steps():
             assert torch.equal(after[name], value), name
 
 
-@pytest.mark.parametrize("scheme", [CHANNELS_SPARSE, DEEP_SPARSE, builtin_scheme("last-block")], ids=lambda s: s.name)
+@pytest.mark.parametrize("scheme", [CHANNELS_SPARSE, DEEP_SPARSE, shipped_scheme("last-block")], ids=lambda s: s.name)
 def test_cached_prefix_gives_the_same_losses_and_updates(scheme):
     cached_model, plain_model = tiny_gpt(), tiny_gpt()
     batches = _batches(2) * 3
@@ -105,7 +105,7 @@ def test_memory_plan_counts_only_trained_tensors():
         assert memory.gradient_bytes == memory.trainable_bytes == 4 * memory.trainable_parameters
         assert memory.training_bytes == memory.measured_saved_bytes + 3 * memory.trainable_bytes
         assert memory.cache_bytes > 0
-    with compile_plan(staged_lm(tiny_gpt()), builtin_scheme("full")) as full:
+    with compile_plan(staged_lm(tiny_gpt()), shipped_scheme("full")) as full:
         full.step(batch)
         assert full.memory().training_bytes > 5 * memory.training_bytes
 
@@ -156,7 +156,7 @@ def test_plain_inference_sees_the_trained_weights():
 
 def test_lora_is_merged_into_the_weight():
     model = tiny_gpt()
-    with compile_plan(staged_lm(model), builtin_scheme("lora")) as plan:
+    with compile_plan(staged_lm(model), shipped_scheme("lora")) as plan:
         for batch in _batches(3):
             plan.step(batch)
         adapter = plan.adapters["blocks.1.attn.c_attn"]

@@ -3,11 +3,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.lm import staged_lm
+from models.gpt_stages import staged_lm
 from engine.resolve import resolve
-from engine.scheme import PartRule, UpdateScheme, builtin_scheme
+from engine.scheme import PartRule, UpdateScheme
 from engine.staged import sequential_model
-from test_engine_fixtures import ALL_SCHEMES, CHANNELS_SPARSE, SHIPPED_SPARSE, mlp, tiny_gpt
+from test_engine_fixtures import ALL_SCHEMES, CHANNELS_SPARSE, SHIPPED_SPARSE, mlp, shipped_scheme, tiny_gpt
 
 
 @pytest.mark.parametrize("scheme", ALL_SCHEMES, ids=lambda s: s.name)
@@ -42,15 +42,15 @@ def test_rules_select_modules_of_the_gpt():
     shipped = resolve(SHIPPED_SPARSE, staged)
     assert "wte" in shipped and shipped["wte"].lr_scale == 1.0  # the tied embedding (both of its uses)
     assert all(u.weight < 1.0 and u.lr_scale > 1.0 for path, u in shipped.items() if path != "wte")  # MLP channels
-    lora = resolve(builtin_scheme("lora"), staged)
+    lora = resolve(shipped_scheme("lora"), staged)
     assert len(lora) == 12 and all(u.lora_rank == 8 for u in lora.values())
-    assert "wte" in resolve(builtin_scheme("full"), staged)
+    assert "wte" in resolve(shipped_scheme("full"), staged)
 
 
 def test_rules_select_children_of_a_sequential():
     staged = sequential_model(mlp())
-    assert set(resolve(builtin_scheme("last-block"), staged)) == {"5"}
-    assert set(resolve(builtin_scheme("bias-only"), staged)) == {"0", "2", "3", "5"}
+    assert set(resolve(shipped_scheme("last-block"), staged)) == {"5"}
+    assert set(resolve(shipped_scheme("bias-only"), staged)) == {"0", "2", "3", "5"}
 
 
 @pytest.mark.parametrize("bad", [
@@ -66,6 +66,9 @@ def test_bad_schemes_are_refused(bad):
         UpdateScheme.from_dict(bad)
 
 
-def test_unknown_builtin_is_refused():
-    with pytest.raises(ValueError, match="known"):
-        builtin_scheme("everything")
+def test_a_mode_without_a_shipped_scheme_is_refused(tmp_path):
+    from app.learning.modes import mode
+
+    assert mode("lora").scheme() == shipped_scheme("lora")
+    with pytest.raises(ValueError, match="has no scheme"):
+        mode("lora").scheme(tmp_path)

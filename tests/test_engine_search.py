@@ -7,14 +7,15 @@ import torch
 
 from engine.contribution import AnalysisConfig, Candidate, Contribution, ContributionAnalysis, UserText, candidates
 from engine.contribution_plot import contribution_svg
-from engine.lm import staged_lm
 from engine.optimizer import OptimizerConfig
 from engine.scheme import PartRule, UpdateScheme
 from engine.search import SearchConfig, analyse_and_search, search_scheme
 from engine.segments import Windowing
+from models.gpt_stages import LAYOUT
 from test_engine_fixtures import TINY, tiny_gpt
 
-CONFIG = AnalysisConfig(tensor_kinds=("mlp.c_fc",), channel_ratios=(0.5, 1.0),
+LAYOUT = replace(LAYOUT, block_tensors=("mlp.c_fc",))  # one matrix per block: a small table
+CONFIG = AnalysisConfig(channel_ratios=(0.5, 1.0),
                         windowing=Windowing(segment=4, context=20, keep=12), tokens=200,
                         lr_scales=(1.0,), optimizer=OptimizerConfig(lr=1e-2))
 
@@ -28,7 +29,7 @@ def _user(name: str, seed: int) -> UserText:
 
 
 def _analysis() -> ContributionAnalysis:
-    return ContributionAnalysis(lambda: staged_lm(tiny_gpt()), [_user("a", 1), _user("b", 2)], CONFIG)
+    return ContributionAnalysis(lambda: replace(tiny_gpt().staged(), layout=LAYOUT), [_user("a", 1), _user("b", 2)], CONFIG)
 
 
 def test_analysis_measures_every_candidate_and_search_respects_the_budget():
@@ -82,7 +83,7 @@ def test_contribution_plot_is_an_svg_with_a_bar_per_candidate():
 
 
 def test_every_candidate_comes_at_each_learning_rate_scale():
-    single, scaled = candidates(2, CONFIG), candidates(2, replace(CONFIG, lr_scales=(1.0, 10.0)))
+    single, scaled = candidates(LAYOUT, 2, CONFIG), candidates(LAYOUT, 2, replace(CONFIG, lr_scales=(1.0, 10.0)))
     assert len(scaled) == 2 * len(single)
     assert [c.group for c in scaled[::2]] == [c.group for c in single]  # one option per scale, in the same group
     assert {rule.lr_scale for c in scaled[1::2] for rule in c.rules} == {10.0}

@@ -16,7 +16,6 @@ from app.learning.modes import mode
 from engine.contribution import AnalysisConfig, ContributionAnalysis, UserText
 from engine.contribution_plot import contribution_svg
 from engine.dyneval import ModelReference
-from engine.lm import staged_lm
 from engine.search import SearchResult, analyse_and_search
 from engine.segments import Windowing
 from models.checkpoint import load_model, weights_sha256
@@ -44,7 +43,7 @@ def search(model_dir: str | Path, users: list[UserText], budget_bytes: int, toke
     context = min(learner.context, base.config.block_size - learner.segment)
     windowing = Windowing(learner.segment, context, min(learner.context_keep, context))
     config = replace(AnalysisConfig(), windowing=windowing, tokens=tokens, optimizer=mode("sparse").optimizer())
-    analysis = ContributionAnalysis(lambda: staged_lm(load_model(model_dir)), users, config, reference)
+    analysis = ContributionAnalysis(lambda: load_model(model_dir).staged(), users, config, reference)
     bar = Progress(1, "contribution analysis", " candidates")
 
     def progress(done: int, total: int, name: str) -> None:

@@ -47,6 +47,7 @@ def _bench_predict(args: argparse.Namespace) -> int:
 
 
 def _bench_engine(args: argparse.Namespace) -> int:
+    import copy
     import dataclasses
 
     import torch
@@ -54,9 +55,7 @@ def _bench_engine(args: argparse.Namespace) -> int:
     from app.learning.modes import MODES, mode
     from engine.bench import run_engine_bench
     from engine.dyneval import ModelReference
-    from engine.scheme import BUILTIN_SCHEMES, UpdateScheme
     from engine.segments import Windowing, rows_after
-    from models import SCHEMES_DIR
     from models.checkpoint import load_model, weights_sha256
     from models.general_replay import load as load_general
     from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
@@ -64,8 +63,9 @@ def _bench_engine(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     model = load_model(args.model)
-    sparse = UpdateScheme.from_json((SCHEMES_DIR / "sparse.json").read_text())
-    schemes = [*BUILTIN_SCHEMES.values(), sparse, dataclasses.replace(sparse, name="sparse-int8", frozen_int8=True)]
+    schemes = [mode(name).scheme() for name in MODES if mode(name).learns]
+    sparse = mode("sparse").scheme()
+    schemes.append(dataclasses.replace(sparse, name="sparse-int8", frozen_int8=True))
     if args.stream:  # the learner's steps: one segment after a remembered window of the base model's own text
         tokens = Tokenizer(TOKENIZER_PATH).encode(" ".join(load_general(GENERAL_REPLAY_PATH)))
         windowing = Windowing()
@@ -78,7 +78,8 @@ def _bench_engine(args: argparse.Namespace) -> int:
     optimizers["sparse-int8"] = optimizers["sparse"]
     stats = load_grad_stats(Path(args.model) / GRAD_STATS_FILE, weights_sha256(args.model))
     reference = ModelReference.of(model, stats.all_factors())
-    result = run_engine_bench(model, batch, schemes, repeats=args.repeats, optimizer_of=optimizers.__getitem__,
+    result = run_engine_bench(lambda: copy.deepcopy(model).staged(), batch, schemes, repeats=args.repeats,
+                              optimizer_of=optimizers.__getitem__,
                               reference=reference, positions=positions)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -24,7 +24,6 @@ from torch.func import functional_call
 from app.typing.words import WORD_CHAR
 from app.learning.modes import mode as mode_settings
 from engine.dyneval import ModelReference
-from engine.lm import staged_lm
 from engine.optimizer import OptimizerConfig
 from engine.plan import TrainPlan, compile_plan
 from engine.segments import Windowing, rows_after
@@ -372,7 +371,7 @@ class Learner:
         if optimizer.kind == "dyneval" and self.reference is None:
             raise ValueError(f"mode {mode!r} learns by dynamic evaluation, which needs the base model's gradient "
                              "statistics (run `pocketkb grad-stats`)")
-        return compile_plan(staged_lm(model), mode_settings(mode).scheme(self.schemes_dir), optimizer,
+        return compile_plan(model.staged(), mode_settings(mode).scheme(self.schemes_dir), optimizer,
                             cache_bytes=PREFIX_CACHE_BYTES, reference=self.reference)
 
     def _plan_names(self) -> set[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.optimizer import OptimizerConfig
-from engine.scheme import UpdateScheme, builtin_scheme
+from engine.scheme import UpdateScheme
 from models import SCHEMES_DIR
 
 
@@ -35,11 +35,11 @@ class Mode:
         return OptimizerConfig(kind="dyneval", lr=lr, decay=self.decay if decay is None else decay)
 
     def scheme(self, schemes_dir: Path = SCHEMES_DIR) -> UpdateScheme:
-        """The searched scheme shipped in models/schemes if there is one, else the built-in scheme of that name."""
+        """The scheme this mode trains, as the model ships it (models/schemes/NAME.json: the parts of GPT it names)."""
         path = Path(schemes_dir) / f"{self.name}.json"
-        if path.exists():
-            return UpdateScheme.from_dict(json.loads(path.read_text()))
-        return builtin_scheme(self.name)
+        if not path.exists():
+            raise ValueError(f"mode {self.name!r} has no scheme: {path} is missing")
+        return UpdateScheme.from_dict(json.loads(path.read_text()))
 
 
 REGISTRY: dict[str, Mode] = {m.name: m for m in (

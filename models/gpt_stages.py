@@ -1,4 +1,5 @@
-"""Staging for a GPT-style language model: embedding, pre-norm residual sublayers, head; batches of token rows.
+"""How the GPT describes itself to the engine: its stages (embedding, pre-norm residual sublayers, head), batches of
+token rows with the next-token loss, and the layout of its trainable tensors.
 
 A block with `ln_1`, `attn`, `ln_2`, `mlp` becomes two stages, so a cut can fall between attention and MLP. Earlier
 positions can be remembered as each attention's keys and values, so a step runs on the newest positions alone.
@@ -9,7 +10,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.staged import Stage, StagedModel
+from engine.staged import Stage, StagedModel, TensorLayout
+
+# The matrices of a block whose channels may train, what trains with the biases, and the embedding's two uses.
+LAYOUT = TensorLayout(block_tensors=("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"), head_modules=("ln_f",),
+                      embedding=("wte", "lm_head"))
 
 
 def next_token_pairs(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +55,7 @@ def staged_lm(model: nn.Module) -> StagedModel:
         stages += [_attention_stage(path, block), _mlp_stage(path, block)]
     stages.append(Stage("head", model.head, (model.ln_f, model.lm_head), mixes_positions=False))
     return StagedModel(model, tuple(stages), tuple(paths), next_token_loss, next_token_pairs, positions_dim=1,
-                       remember=lambda inputs, memory: _remember(model, inputs, memory))
+                       remember=lambda inputs, memory: _remember(model, inputs, memory), layout=LAYOUT)
 
 
 @torch.no_grad()
