@@ -72,9 +72,7 @@ class Session:
 
     def _absorb(self, sentences: list[str]) -> None:
         """The user's word statistics take in sentences the learner kept (a garbage burst it rolled back stays out)."""
-        with self.predictor.lock:
-            for sentence in sentences:
-                self.predictor.user_words.add_sentence(sentence)
+        self.predictor.learn_words(sentences)
 
     def _known_word(self, word: str) -> bool:
         """In the shipped vocabulary, or a word the user typed before (what the garbage guard asks)."""
@@ -93,10 +91,8 @@ class Session:
             self.meta = personal.meta
             self.learner.set_mode(personal.meta.mode)
         self.learner.load_deltas(personal.deltas if personal else {}, history.sentences(), history.rejected())
-        with self.predictor.lock:
-            self.predictor.blocked = history.blocked()
-            self.predictor.user_words = UserVocabulary(history.kept_sentences())
-            self.predictor.invalidate()  # a loaded or reset model shows at once, not from the next word on
+        # a loaded or reset model shows at once, not from the next word on
+        self.predictor.reset_words(UserVocabulary(history.kept_sentences()), history.blocked())
 
     def personal(self) -> PersonalModel:
         self.meta.mode = self.learner.mode
@@ -110,7 +106,7 @@ class Session:
     # --- typing ----------------------------------------------------------------------------------------------
     def strip(self, text: str) -> Strip:
         """What the suggestion strip shows for the text before the cursor."""
-        self.predictor.word_stats_share = self.config.learned_word_stats if self.learner.has_learned() else 1.0
+        self.predictor.set_word_stats_share(self.config.learned_word_stats if self.learner.has_learned() else 1.0)
         return self.predictor.strip(text)
 
     def suggest(self, text: str) -> list[str]:
@@ -194,18 +190,13 @@ class Session:
     def block(self, word: str) -> None:
         """Never suggest `word` again (what was typed stays in history)."""
         self.store.history.block(word)
-        with self.predictor.lock:
-            self.predictor.blocked = self.store.history.blocked()
-            self.predictor.invalidate()
+        self.predictor.set_blocked(self.store.history.blocked())
 
     def forget(self, phrase: str) -> int:
         """Delete the sentences holding `phrase` from history; a single word is also never suggested again."""
         removed = self.store.history.forget(phrase)
         self.learner.replace_sentences(self.store.history.sentences())
-        with self.predictor.lock:
-            self.predictor.blocked = self.store.history.blocked()
-            self.predictor.user_words = UserVocabulary(self.store.history.kept_sentences())
-            self.predictor.invalidate()
+        self.predictor.reset_words(UserVocabulary(self.store.history.kept_sentences()), self.store.history.blocked())
         return removed
 
     def reset(self) -> None:

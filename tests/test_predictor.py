@@ -7,7 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.typing.predictor import PRIOR_CANDIDATES
+from app.typing.search import PRIOR_CANDIDATES
+from app.typing.sources import Query
 from app.typing.words import split_typing
 
 WORDS = ["the", "I", "you", "thank", "very", "going", "to", "what", "don't", "Hello,", "we", "are"]
@@ -145,11 +146,11 @@ def test_a_keystroke_needs_at_most_two_model_calls(shipped_predictor):
     assert max(calls) <= 2 and sum(calls) <= 1.5 * len(text)
 
 def test_neural_alone_still_suggests(shipped_predictor):
-    saved, shipped_predictor.config.prior_weight = shipped_predictor.config.prior_weight, 0.0
+    saved, shipped_predictor.config.mix.prior_weight = shipped_predictor.config.mix.prior_weight, 0.0
     try:
         assert "much" in [w.lower() for w in shipped_predictor.suggest("Thank you very ")]
     finally:
-        shipped_predictor.config.prior_weight = saved
+        shipped_predictor.config.mix.prior_weight = saved
 
 
 def test_the_priors_completions_get_the_models_probability(shipped_predictor):
@@ -160,10 +161,10 @@ def test_the_priors_completions_get_the_models_probability(shipped_predictor):
         shipped_predictor.invalidate()
         words = shipped_predictor.suggest("I went to the st")
         prior_words = shipped_predictor.prior.candidates(("i", "went", "to", "the"), "st", PRIOR_CANDIDATES)
-        tree, first = shipped_predictor._tree, shipped_predictor._last_logp
+        tree, first = shipped_predictor.model_source._tree, shipped_predictor.model_source._last_logp
         assert words and {w.lower() for w in words} <= set(prior_words)
         for word in words:  # in the spelling the model found likelier
-            rows = [row for row in shipped_predictor._spell([word, word.capitalize()]) if tree.spells(row)]
+            rows = [row for row in shipped_predictor.model_source.spell([word, word.capitalize()]) if tree.spells(row)]
             assert rows and all(-50 < tree.pieces_logp(first, row) < 0 for row in rows), word
     finally:
         shipped_predictor.config.candidates = saved
@@ -185,21 +186,21 @@ def test_a_long_odd_user_word_does_not_overrun_the_window(shipped_predictor):
 
 def test_ties_rank_the_same_whatever_order_the_candidates_came_in(shipped_predictor):
     """Words of equal score rank by the word, not by set or hash order."""
-    from app.typing.predictor import _Candidates
+    from app.typing.search import _Candidates
 
     state = split_typing("I saw the conn")
     words = ["connq", "connz", "conna", "connx", "connb"]
     ranked = []
-    for weight in (0.0, shipped_predictor.config.prior_weight):  # with and without the prior's words beside them
+    for weight in (0.0, shipped_predictor.config.mix.prior_weight):  # with and without the prior's words beside them
         for order in (words, words[::-1]):
             found = _Candidates()
             for word in order:
                 found.add(word, -60.0)
-            saved, shipped_predictor.config.prior_weight = shipped_predictor.config.prior_weight, weight
+            saved, shipped_predictor.config.mix.prior_weight = shipped_predictor.config.mix.prior_weight, weight
             try:
-                ranked.append(shipped_predictor._rank(found, state, ("saw", "the")))
+                ranked.append(shipped_predictor.search._rank(found, Query(state, ("saw", "the"))))
             finally:
-                shipped_predictor.config.prior_weight = saved
+                shipped_predictor.config.mix.prior_weight = saved
     assert ranked[0] == ranked[1] == ["conna", "connb", "connq"]
     assert ranked[2] == ranked[3]
 
@@ -231,18 +232,18 @@ def test_a_weight_change_keeps_the_kv_cache_as_a_memory(name, exact):
     predictor = load_predictor()
     text = "I told my sister that we would go to the lake tomorrow, and she "
     predictor.suggest(text)
-    context, before = predictor._tokens, predictor._last_logp.clone()
-    remembered = [k[:, :, :-1].clone() for k, _ in predictor._cache]
+    context, before = predictor.model_source._tokens, predictor.model_source._last_logp.clone()
+    remembered = [k[:, :, :-1].clone() for k, _ in predictor.model_source._cache]
     param = dict(predictor.model.named_parameters())[name]
     with torch.no_grad():
         param.add_(0.05 * torch.randn_like(param))
     predictor.weights_changed()
-    assert predictor._tokens == context[:-1] and predictor._cache is not None
-    changed = predictor.suggest(text), predictor._last_logp.clone()
-    assert all(torch.equal(k[:, :, :-1], old) for (k, _), old in zip(predictor._cache, remembered))
+    assert predictor.model_source._tokens == context[:-1] and predictor.model_source._cache is not None
+    changed = predictor.suggest(text), predictor.model_source._last_logp.clone()
+    assert all(torch.equal(k[:, :, :-1], old) for (k, _), old in zip(predictor.model_source._cache, remembered))
     assert not torch.allclose(changed[1], before, atol=1e-4)  # the newest token saw the new weights
     predictor.invalidate()
-    fresh = predictor.suggest(text), predictor._last_logp.clone()
+    fresh = predictor.suggest(text), predictor.model_source._last_logp.clone()
     assert torch.allclose(changed[1], fresh[1], atol=1e-4) == exact
 
 
@@ -267,30 +268,30 @@ def test_published_weights_wait_for_the_next_word_and_then_match_a_fresh_start()
     predictor.suggest(text)
     predictor.update_weights({name: value.clone()})
     predictor.suggest(text + "a")
-    assert predictor._pending  # mid-word: the old weights still
+    assert predictor.model_source._pending  # mid-word: the old weights still
     text += "aid "
     assert predictor.suggest(text) == fresh.suggest(text)  # the next word uses the new weights ...
-    assert not predictor._pending and torch.equal(dict(predictor.model.named_parameters())[name], value)
+    assert not predictor.model_source._pending and torch.equal(dict(predictor.model.named_parameters())[name], value)
     predictor.update_weights({name: value - 0.2})
     predictor.invalidate()  # ... and so does an explicit reload, at once
-    assert not predictor._pending
+    assert not predictor.model_source._pending
 
 
 def test_words_typed_lately_are_whole_words(shipped_predictor):
-    from app.typing.predictor import RECENT_CHARS
+    from app.typing.sources import RECENT_CHARS
 
     context = "Zyxwvut" + " abc" * ((RECENT_CHARS - 4) // 4) + " "  # the window's cut falls inside "Zyxwvut"
     assert len(context) == RECENT_CHARS + 4
-    recent = shipped_predictor._recent_words(context)
+    recent = shipped_predictor.user.recent(context)
     assert "abc" in recent and not any(word.endswith("vut") for word in recent)
     assert shipped_predictor.knows("Zyxwvut", "Zyxwvut went home. ")
 
 
 def test_remembered_spellings_are_bounded(shipped_predictor, monkeypatch):
-    import app.typing.predictor
+    import app.typing.model_source
 
-    monkeypatch.setattr(app.typing.predictor, "SPELLINGS_KEPT", 5)
+    monkeypatch.setattr(app.typing.model_source, "SPELLINGS_KEPT", 5)
     for i in range(4):
         words = [f"w{i}{j}" for j in range(4)] + ["the"]
-        assert shipped_predictor._spell(words) == [shipped_predictor.tokenizer.encode(w) for w in words]
-        assert len(shipped_predictor._spellings) <= 5 + len(words)
+        assert shipped_predictor.model_source.spell(words) == [shipped_predictor.tokenizer.encode(w) for w in words]
+        assert len(shipped_predictor.model_source._spellings) <= 5 + len(words)

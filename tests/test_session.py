@@ -136,13 +136,13 @@ def test_kill_and_restart_keeps_the_last_saved_state(learned, tmp_path):
     learned.save()
     # the history keeps every sentence as it comes, so the user's word counts after the restart include the later
     # ones; the suggestions compared are the model's alone, which the save restores
-    learned.predictor.config.cache = NO_CACHE
+    learned.predictor.config.mix.cache = NO_CACHE
     saved, words = learned.learner.deltas(), suggestions(learned)
     for s in sentences(10, seed=5):
         learned.commit_sentences([s])  # learned after the save, then the process dies without closing
     (learned.store.folder / ".personal.safetensors.123.tmp").write_bytes(b"half a write")
     restarted = open_session(learned.store.folder)
-    restarted.predictor.config.cache = NO_CACHE
+    restarted.predictor.config.mix.cache = NO_CACHE
     assert len(restarted.store.history.sentences()) == 40
     loaded = restarted.learner.deltas()
     assert set(loaded) == set(saved) and all(torch.equal(loaded[k], saved[k]) for k in saved)
@@ -215,13 +215,13 @@ def test_once_the_model_has_learned_suggestions_weigh_the_word_statistics_at_the
     session = Session(load_predictor(), Store(tmp_path / "data"), LearnerConfig(mode="sparse", budget_ms=60_000),
                       SessionConfig(background=False, autosave=False, learned_word_stats=0.25))
     session.suggest("We met Kow")
-    assert session.predictor.word_stats_share == 1.0  # nothing learned: the statistics count whole
+    assert session.predictor.combiner.word_stats_share == 1.0  # nothing learned: the statistics count whole
     session.commit_sentences(["Kowalczyk sent a card.", "We wrote to Kowalczyk."])
     session.suggest("We met Kow")
-    assert session.learner.has_learned() and session.predictor.word_stats_share == 0.25
+    assert session.learner.has_learned() and session.predictor.combiner.word_stats_share == 0.25
     session.reset()  # back to the base model
     session.suggest("We met Kow")
-    assert session.predictor.word_stats_share == 1.0
+    assert session.predictor.combiner.word_stats_share == 1.0
     session.close()
 
 

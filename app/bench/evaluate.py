@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from app.bench.ksr import KsrResult, simulate
 from app.bench.texts import EvalText
 from app.typing.loading import load_predictor
+from app.typing.combiner import MixConfig
 from app.typing.predictor import PredictorConfig
 from app.typing.words import KnownWords
 from engine.quant import round_frozen_linears_to_int8
@@ -42,7 +43,7 @@ class SystemResult:
 
 def _init_worker(model_dir: str, prior_weight: float, int8: bool) -> None:
     torch.set_num_threads(1)
-    _WORKER["predictor"] = load_predictor(model_dir, config=PredictorConfig(prior_weight=prior_weight))
+    _WORKER["predictor"] = load_predictor(model_dir, config=PredictorConfig(mix=MixConfig(prior_weight=prior_weight)))
     _WORKER["known"] = KnownWords(frozenset(_WORKER["predictor"].index.words))  # the shipped vocabulary
     if int8:
         round_frozen_linears_to_int8(_WORKER["predictor"].model)

@@ -15,6 +15,7 @@ from app.bench.ksr import KsrResult, score_word, tokens
 from app.learning.learner import LearnerConfig
 from app.bench.texts import EvalText
 from app.typing.loading import load_predictor
+from app.typing.combiner import MixConfig
 from app.typing.predictor import PredictorConfig
 from app.session import Session, SessionConfig
 from app.storage.store import Store
@@ -37,7 +38,7 @@ class ReplaySystem:
         return self.mode if self.word_cache else f"{self.mode}, no word cache"
 
     def predictor_config(self) -> PredictorConfig:
-        return PredictorConfig() if self.word_cache else PredictorConfig(cache=CacheWeights.none())
+        return PredictorConfig() if self.word_cache else PredictorConfig(mix=MixConfig(cache=CacheWeights.none()))
 
 
 @dataclass

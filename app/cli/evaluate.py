@@ -23,10 +23,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model)
     systems = [SystemResult("pocketkb neural LM alone", run_predictor(texts, args.model, args.processes, 0.0)),
                SystemResult("pocketkb LM + count prior",
-                            run_predictor(texts, args.model, args.processes, predictor.config.prior_weight))]
+                            run_predictor(texts, args.model, args.processes, predictor.config.mix.prior_weight))]
     if args.int8:
         systems.append(SystemResult("pocketkb LM + prior, int8 Linears", run_predictor(
-            texts, args.model, args.processes, predictor.config.prior_weight, int8=True)))
+            texts, args.model, args.processes, predictor.config.mix.prior_weight, int8=True)))
     systems += _presage_systems(texts, args, frozenset(predictor.index.words))
     rows = [s.to_dict() for s in systems]
     ppl = perplexity(predictor.model, predictor.tokenizer, texts)

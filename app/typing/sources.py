@@ -1,0 +1,105 @@
+"""The sources besides the model that propose and score next words: the count prior and the user's own statistics
+(the words they typed before and lately in this text). Each answers `propose` and `score`, as Presage's predictors do;
+the combiner mixes their scores with the model's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+from app.typing.user_vocab import CacheWeights, UserVocabulary
+from app.typing.words import TypingState, tokens
+from models.word_prior import WordPrior
+
+RECENT_CHARS = 2000  # the text before the cursor whose words count as typed by the user (candidates, and known)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a keystroke asks: the text split for prediction, and the words before the one being typed."""
+
+    state: TypingState
+    history: tuple[str, ...]
+
+
+class WordSource(Protocol):
+    def propose(self, query: Query, k: int) -> list[str]:
+        """Up to `k` words that complete the prefix, likeliest first."""
+
+    def score(self, query: Query, words: Iterable[str]) -> dict[str, float]:
+        """This source's value for each (lower-case) word."""
+
+
+class PriorSource:
+    """The count prior, its answers kept while the words before the one being typed stay the same (a word's
+    keystrokes ask the same questions)."""
+
+    def __init__(self, prior: WordPrior):
+        self.prior = prior
+        self._history: tuple[str, ...] | None = None
+        self._probability: dict[str, float] = {}
+        self._candidates: dict[tuple[str, int], list[str]] = {}
+
+    def _at(self, history: tuple[str, ...]) -> None:
+        if history != self._history:
+            self._history, self._probability, self._candidates = history, {}, {}
+
+    def propose(self, query: Query, k: int) -> list[str]:
+        self._at(query.history)
+        key = (query.state.prefix, k)
+        if key not in self._candidates:
+            self._candidates[key] = self.prior.candidates(query.history, query.state.prefix, k)
+        return self._candidates[key]
+
+    def score(self, query: Query, words: Iterable[str]) -> dict[str, float]:
+        """The prior's probability of each word after the history."""
+        self._at(query.history)
+        words = set(words)
+        todo = [w for w in words if w not in self._probability]
+        if todo:
+            self._probability.update(self.prior.probabilities(query.history, todo))
+        return {w: self._probability[w] for w in words}
+
+    def unigram(self, word: str) -> float:
+        return self.prior.unigram_probability(word)
+
+
+class UserSource:
+    """The words the user typed (their statistics, `UserVocabulary`) and the words typed lately in this text."""
+
+    def __init__(self, words: UserVocabulary | None = None):
+        self.words = words or UserVocabulary()
+        self.weights = CacheWeights()  # scaled by the combiner: what the user's statistics add
+        self._recent: tuple[str, dict[str, str]] = ("", {})  # text searched -> its words, latest first
+
+    def knows(self, key: str, context: str) -> bool:
+        return key in self.words or key in self.recent(context)
+
+    def recent(self, context: str) -> dict[str, str]:
+        """The words of the context's last `RECENT_CHARS` characters, lower case -> latest spelling, latest first."""
+        tail = context[-RECENT_CHARS:]
+        if len(context) > RECENT_CHARS:  # the cut may fall inside a word: its end is no word the user typed
+            tail = tail[next((i for i, ch in enumerate(tail) if ch.isspace()), len(tail)):]
+        if self._recent[0] != tail:
+            words: dict[str, str] = {}
+            for token in reversed(list(tokens(tail))):
+                words.setdefault(token.text.lower(), token.text)
+            self._recent = (tail, words)
+        return self._recent[1]
+
+    def propose(self, query: Query, k: int) -> list[str]:
+        """The user's most frequent words with the prefix, in their spelling."""
+        return self.words.with_prefix(query.state.prefix, k) if query.state.prefix else []
+
+    def followers(self, query: Query, k: int) -> list[str]:
+        """Words the user typed after the last word or two that complete the prefix (none with pairs left out)."""
+        if not self.weights.pairs:
+            return []
+        return self.words.followers(query.history, query.state.prefix, k)
+
+    def score(self, query: Query, words: Iterable[str], general=lambda word: 0.0) -> dict[str, float]:
+        """What the user's own word and word-pair frequencies add to each word's probability (`general`: the prior's
+        unigram probability, below which a word counts as rare)."""
+        if not self.words.total:
+            return {w: 0.0 for w in words}
+        return {w: self.words.boost(query.history, w, self.weights, general) for w in words}
