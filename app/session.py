@@ -13,7 +13,8 @@ from typing import Callable
 
 import torch
 
-from app.learning.learner import Learner, LearnerConfig, LearnerStats, RoundResult
+from app.learning.learner import Learner
+from app.learning.settings import LearnerConfig, LearnerStats, RoundResult
 from app.learning.modes import MODES
 from app.learning.worker import LearnerWorker
 from app.storage.personal_file import PersonalModel
@@ -52,7 +53,7 @@ class Session:
                                publish=self._publish, absorb=self._absorb, reject=self.store.history.mark_rejected,
                                grad_stats=load_grad_stats(Path(base_dir) / GRAD_STATS_FILE, self.base_sha256),
                                known=self._known_word if predictor.prior is not None else None)
-        self.learner.max_sentences = store.history.max_sentences
+        self.learner.stream.max_sentences = store.history.max_sentences
         self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
         self._done_upto = 0
         self._done_text = ""  # the text up to the end of its last finished sentence, as last seen

@@ -25,7 +25,7 @@ def _assert_unchanged(session, deltas, words):
 
 def test_an_exploding_learning_rate_is_rolled_back(good):
     deltas, words, rolled = good.learner.deltas(), suggestions(good), good.stats.rounds_rolled_back
-    for group in good.learner._ensure_plan().optimizer.param_groups:
+    for group in good.learner.plans.ensure().optimizer.param_groups:
         group["lr"] = 1e4
     good.commit_sentences(["Yesterday Brenna walked to the lake after work."])
     assert good.stats.rounds_rolled_back == rolled + 1
@@ -35,7 +35,7 @@ def test_an_exploding_learning_rate_is_rolled_back(good):
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_non_finite_weights_after_a_step_are_rolled_back(good, monkeypatch, bad):
     deltas, words, rolled = good.learner.deltas(), suggestions(good), good.stats.rounds_rolled_back
-    plan = good.learner._ensure_plan()
+    plan = good.learner.plans.ensure()
     step = plan.step
 
     def poisoned(batch, *args, **kwargs):

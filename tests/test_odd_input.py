@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app.storage.history import normalize_sentence
 from app.typing.words import tokens
-from app.learning.learner import LearnerConfig
+from app.learning.settings import LearnerConfig
 from app.typing.loading import load_predictor
 from app.typing.sentences import finished_sentences
 from app.session import Session, SessionConfig

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from app.learning.learner import LearnerConfig
+from app.learning.settings import LearnerConfig
 from app.typing.loading import load_predictor
 from app.storage.personal_file import PersonalFileError
 from app.session import Session, SessionConfig
@@ -88,7 +88,7 @@ def test_learning_makes_later_text_and_a_new_name_likelier(tmp_path):
     assert sum(s.personal for s in later) < 0.9 * sum(s.base for s in later)
     row = [BOS_ID, *learner.tokenizer.encode("We met Kowalczyk at the lake.")]
     name = len(learner.tokenizer.encode("at the lake.")) + 1
-    personal, base = learner._losses([row], name + 3), learner._losses([row], name + 3, learner.base)
+    personal, base = learner.judge.losses([row], name + 3), learner.judge.losses([row], name + 3, learner.base)
     assert personal[0] < base[0] - 0.5  # the name (and what follows) learned, not only the sentences seen
     session.close()
 
@@ -97,7 +97,7 @@ def test_a_segments_loss_is_recorded_before_any_update_that_saw_it(tmp_path):
     session = open_session(tmp_path, keep_scores=True)
     learner = session.learner
     steps = []
-    plan = learner._ensure_plan()
+    plan = learner.plans.ensure()
     step = plan.step
 
     def recording(batch, *args, positions=None, **kwargs):
@@ -263,12 +263,12 @@ def test_rolled_back_sentences_are_forgotten_when_the_history_drops_them(learned
     rolled = learned.stats.rounds_rolled_back
     learned.text_changed(" ".join(garbage(BURST)) + " ")
     junk = set(garbage(BURST))
-    assert learned.stats.rounds_rolled_back == rolled + 1 and junk & learned.learner._rejected
-    learned.learner.max_sentences = 12
+    assert learned.stats.rounds_rolled_back == rolled + 1 and junk & learned.learner.stream.rejected
+    learned.learner.stream.max_sentences = 12
     for s in sentences(12, seed=4):
         learned.commit_sentences([s])
-    assert len(learned.learner.sentences) == 12 and not junk & learned.learner._rejected
-    assert learned.learner._rejected <= set(learned.learner.sentences)
+    assert len(learned.learner.sentences) == 12 and not junk & learned.learner.stream.rejected
+    assert learned.learner.stream.rejected <= set(learned.learner.sentences)
 
 
 def test_the_users_word_statistics_take_in_kept_rounds_and_with_learning_off_every_sentence(tmp_path):
@@ -287,7 +287,7 @@ def test_sentences_a_mode_switch_leaves_unlearned_still_count_once(tmp_path):
     session.set_mode("off")
     assert "ottokar" in session.predictor.user_words
     got = []
-    session.learner.absorb = got.extend
+    session.learner.stream.absorb = got.extend
     session.set_mode("sparse")
     session.learner.add("Brenna likes tea.")
     session.learner.add("Brenna likes coffee.")
@@ -305,8 +305,8 @@ def test_the_general_check_from_kept_hidden_states_scores_the_weights_as_they_no
     learner = learned.learner
 
     def check():
-        fresh = learner._losses(learner._general, learner.config.general_scored)
-        assert learner._general_loss() == pytest.approx(sum(fresh) / len(fresh), abs=1e-6)
+        fresh = learner.judge.losses(learner.judge.general, learner.config.general_scored)
+        assert learner.judge.general_loss() == pytest.approx(sum(fresh) / len(fresh), abs=1e-6)
 
     check()
     rolled = learned.stats.rounds_rolled_back
@@ -316,7 +316,7 @@ def test_the_general_check_from_kept_hidden_states_scores_the_weights_as_they_no
     learned.set_mode("bias-only")  # biases of every block train next: no block's states can be kept
     for s in sentences(6, seed=5):
         learned.commit_sentences([s])
-    assert learner.model.first_block_changed_by(learner._moved) == 0
+    assert learner.model.first_block_changed_by(learner.judge.moved) == 0
     check()
 
 
@@ -332,7 +332,7 @@ def test_a_rolled_back_burst_stays_out_after_a_restart_and_an_export_and_import(
         if session.store.folder != learned.store.folder:
             session.import_file(tmp_path / "me.pkb")
         assert set(burst) <= set(session.store.history.sentences())  # the user's text stays theirs
-        assert set(burst) <= session.learner._rejected  # marked in the history ...
+        assert set(burst) <= session.learner.stream.rejected  # marked in the history ...
         assert not junk & set(session.predictor.user_words.counts)  # ... nor counted
         assert "yesterday" in session.predictor.user_words
         session.close()

@@ -3,7 +3,7 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from app.learning.learner import LearnerConfig
+from app.learning.settings import LearnerConfig
 from app.typing.loading import load_predictor
 from app.session import Session, SessionConfig
 from app.storage.store import Store
@@ -91,7 +91,7 @@ def test_mode_switch_changes_the_plan_and_the_memory_gauge(window, qtbot):
     assert window.train_gauge.value != sparse
     qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
     qtbot.waitUntil(lambda: window.session.stats.steps > 0, timeout=30_000)
-    assert learner._plan.scheme.name == "full"
+    assert learner.plans.current.scheme.name == "full"
 
 
 def answer_dialogs(seen: list[str], button=QMessageBox.StandardButton.Yes):

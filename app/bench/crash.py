@@ -31,7 +31,7 @@ def child_main(folder: str, log_path: str) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from app.learning.learner import LearnerConfig
+    from app.learning.settings import LearnerConfig
     from app.typing.loading import load_predictor
     from app.session import Session, SessionConfig
     from app.storage.store import Store

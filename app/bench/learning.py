@@ -13,7 +13,9 @@ from typing import Callable
 
 import torch
 
-from app.learning.learner import Learner, LearnerConfig, SegmentScore, per_token
+from app.learning.judge import SegmentScore, per_token
+from app.learning.learner import Learner
+from app.learning.settings import LearnerConfig
 from app.bench.texts import EvalText
 from app.bench.paired import paired_gain
 from app.typing.sentences import finished_sentences

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.learning.learner import LearnerConfig
+from app.learning.settings import LearnerConfig
 from app.typing.predictor import Predictor
 from app.typing.sentences import finished_sentences
 from app.session import Session, SessionConfig

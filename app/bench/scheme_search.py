@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from app.learning.learner import LearnerConfig
+from app.learning.settings import LearnerConfig
 from app.learning.modes import mode
 from engine.contribution import AnalysisConfig, ContributionAnalysis, UserText
 from engine.contribution_plot import contribution_svg

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from app.bench.ksr import KsrResult, score_word, tokens
-from app.learning.learner import LearnerConfig
+from app.learning.settings import LearnerConfig
 from app.bench.texts import EvalText
 from app.typing.loading import load_predictor
 from app.typing.combiner import MixConfig

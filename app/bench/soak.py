@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.bench.predict import LatencyStats
-from app.learning.learner import LearnerConfig
+from app.learning.settings import LearnerConfig
 from app.typing.predictor import Predictor
 from app.session import Session, SessionConfig
 from app.storage.store import Store
