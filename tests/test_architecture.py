@@ -36,3 +36,20 @@ def test_one_definition_of_a_word():
     assert _assignments("SEPARATORS") == ["app/typing/words.py"]
     assert _assignments("WORD_CHAR") == ["app/typing/words.py"]
     assert [p for p in _modules() if "string.punctuation" in p.read_text()] == [ROOT / "app/typing/words.py"]
+def test_no_module_over_300_lines_and_no_class_over_200():
+    too_long = []
+    for path in _modules():
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 300:
+            too_long.append(f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 200:
+                too_long.append(f"{path.relative_to(ROOT)}: class {node.name}, {node.end_lineno - node.lineno + 1}")
+    assert not too_long, too_long
+
+
+def test_one_registry_of_update_modes():
+    assert _assignments("REGISTRY") == ["app/learning/modes.py"]
+    assert _assignments("MODES") == ["app/learning/modes.py"]
+    # no other module names a mode's learning rate or builds a scheme by a mode's name
+    assert not [p for p in _modules() if "builtin_scheme" in p.read_text() or "BUILTIN_SCHEMES" in p.read_text()]

@@ -19,12 +19,12 @@ TOLERANCE = dict(atol=1e-5, rtol=1e-5)
 
 
 def _give_lora_a_nonzero_b(plan):
-    delta = plan.delta()
+    delta = plan.snapshot()
     generator = torch.Generator().manual_seed(3)
     for name in delta:
         if name.endswith("lora_b"):
             delta[name] = 0.1 * torch.randn(delta[name].shape, generator=generator)
-    plan.load_delta(delta)
+    plan.restore(delta)
 
 
 def _detach_first(positions):
@@ -141,9 +141,9 @@ def test_sgd_moves_trained_tensors_by_the_gradient():
     model, batch = mlp(), vector_batch((12,), 5)
     scheme = UpdateScheme("split", (PartRule(blocks="2", weight=0.4, bias=True),))
     with compile_plan(sequential_model(model), scheme, OptimizerConfig(kind="sgd", lr=1.0, momentum=0.0)) as plan:
-        before = plan.delta()
+        before = plan.snapshot()
         _, grads = plan.gradients(batch)
         plan.step(batch)
-        after = plan.delta()
+        after = plan.snapshot()
     for name, grad in grads.items():
         torch.testing.assert_close(before[name] - after[name], grad, atol=1e-6, rtol=1e-5)

@@ -74,7 +74,7 @@ def test_the_memory_keeps_the_values_of_its_time_across_the_plans_own_steps():
     assert remembered != pytest.approx(fresh, abs=1e-7)
 
 
-@pytest.mark.parametrize("change", ["frozen weight", "load_delta"])
+@pytest.mark.parametrize("change", ["frozen weight", "restore"])
 def test_weights_changed_outside_the_plan_drop_the_memory(change):
     model, stream = tiny_gpt(), _stream()
     staged, calls = _counting(staged_lm(model))
@@ -84,7 +84,7 @@ def test_weights_changed_outside_the_plan_drop_the_memory(change):
             with torch.no_grad():
                 model.blocks[0].attn.c_attn.weight.mul_(0.5)
         else:
-            plan.load_delta(plan.delta())
+            plan.restore(plan.snapshot())
         plan.step(_row(stream[:17]), positions=4)
         assert calls == [8, 12]
 

@@ -55,8 +55,8 @@ def test_cached_prefix_gives_the_same_losses_and_updates(scheme):
         _, plain_grads = plain.gradients(batches[0])
         for name in cached_grads:
             torch.testing.assert_close(cached_grads[name], plain_grads[name], atol=1e-6, rtol=1e-6)
-        for name, value in cached.delta().items():
-            torch.testing.assert_close(value, plain.delta()[name], atol=1e-6, rtol=1e-6)
+        for name, value in cached.snapshot().items():
+            torch.testing.assert_close(value, plain.snapshot()[name], atol=1e-6, rtol=1e-6)
 
 
 def test_cache_is_dropped_when_weights_below_the_cut_change():
@@ -116,19 +116,19 @@ def test_delta_save_and_load_restores_the_exact_weights(scheme):
     with compile_plan(staged_lm(trained_model), scheme) as plan:
         for batch in _batches(3):
             plan.step(batch)
-        stored = save_safetensors(plan.delta())
+        stored = save_safetensors(plan.snapshot())
     fresh = tiny_gpt()
     with compile_plan(staged_lm(fresh), scheme) as plan:
-        plan.load_delta(load_safetensors(stored))
+        plan.restore(load_safetensors(stored))
     for name, value in trained_model.state_dict().items():
         assert torch.equal(fresh.state_dict()[name], value), name
 
 
 def test_a_delta_from_other_channels_is_refused():
     with compile_plan(staged_lm(tiny_gpt(seed=0)), CHANNELS_SPARSE) as plan:
-        delta = plan.delta()
+        delta = plan.snapshot()
     with compile_plan(staged_lm(tiny_gpt(seed=5)), CHANNELS_SPARSE) as plan, pytest.raises(ValueError, match="channels"):
-        plan.load_delta(delta)
+        plan.restore(delta)
 
 
 def test_plain_inference_sees_the_trained_weights():
@@ -137,7 +137,7 @@ def test_plain_inference_sees_the_trained_weights():
     with compile_plan(staged_lm(model), DEEP_SPARSE) as plan:
         for batch in _batches(3):
             plan.step(batch)
-        delta = plan.delta()
+        delta = plan.snapshot()
         with torch.no_grad():
             during = model(idx)
     by_hand = tiny_gpt()  # the untouched model with the delta put in by hand

@@ -7,7 +7,8 @@ from app.learning.settings import LearnerConfig
 from app.typing.loading import load_predictor
 from app.session import Session, SessionConfig
 from app.storage.store import Store
-from app.ui.main_window import MIB, MainWindow
+from app.ui.main_window import MainWindow
+from app.ui.panels import MIB
 
 
 @pytest.fixture
@@ -70,25 +71,25 @@ def test_gauges_show_what_the_session_measured(window, qtbot):
     qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
     qtbot.waitUntil(lambda: window.session.stats.steps > 0, timeout=30_000)
     window.refresh()
-    assert window.latency_gauge.value == window.latencies[-1]
-    assert window.step_gauge.value == window.session.stats.last_step_ms
-    assert window.train_gauge.value == learner.measured_training_bytes("sparse") / MIB
-    assert window.full_gauge.value == learner.measured_training_bytes("full") / MIB
-    assert window.train_gauge.value < window.full_gauge.value
-    assert window.model_gauge.value == 2 * learner.model_bytes() / MIB
-    assert window.rss_gauge.value > 50
+    assert window.costs.latency_gauge.value == window.latencies[-1]
+    assert window.costs.step_gauge.value == window.session.stats.last_step_ms
+    assert window.costs.train_gauge.value == learner.measured_training_bytes("sparse") / MIB
+    assert window.costs.full_gauge.value == learner.measured_training_bytes("full") / MIB
+    assert window.costs.train_gauge.value < window.costs.full_gauge.value
+    assert window.costs.model_gauge.value == 2 * learner.model_bytes() / MIB
+    assert window.costs.rss_gauge.value > 50
     stats = window.session.stats
     assert (f"rounds kept {stats.rounds_accepted} · rolled back {stats.rounds_rolled_back} · "
-            f"pulled back {stats.pullbacks}") in window.learning_label.text()
+            f"pulled back {stats.pullbacks}") in window.learning.label.text()
 
 
 def test_mode_switch_changes_the_plan_and_the_memory_gauge(window, qtbot):
     learner = window.session.learner
     qtbot.waitUntil(lambda: learner.measured_training_bytes("lora") is not None, timeout=60_000)
-    sparse = window.train_gauge.value
+    sparse = window.costs.train_gauge.value
     window.mode_box.setCurrentText("full")
-    assert learner.mode == "full" and window.train_gauge.value == learner.measured_training_bytes("full") / MIB
-    assert window.train_gauge.value != sparse
+    assert learner.mode == "full" and window.costs.train_gauge.value == learner.measured_training_bytes("full") / MIB
+    assert window.costs.train_gauge.value != sparse
     qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
     qtbot.waitUntil(lambda: window.session.stats.steps > 0, timeout=30_000)
     assert learner.plans.current.scheme.name == "full"
@@ -138,6 +139,6 @@ def test_replay_types_the_text_to_the_end_and_the_chart_has_points(window, qtbot
     qtbot.waitUntil(lambda: not window.replay.running, timeout=60_000)
     assert window.editor.toPlainText() == text
     window.refresh()
-    assert len(window.chart.series["suggested before typing"]) == window.typing.words >= 15
+    assert len(window.learning.chart.series["suggested before typing"]) == window.typing.words >= 15
     assert window.typing.keystrokes < window.typing.characters  # suggestions were taken
-    assert window.typing.hit_rate > 0 and window.chart.series["keystrokes saved"][-1][1] == window.typing.points[-1].saved
+    assert window.typing.hit_rate > 0 and window.learning.chart.series["keystrokes saved"][-1][1] == window.typing.points[-1].saved

@@ -114,15 +114,16 @@ def _bench_soak(args: argparse.Namespace) -> int:
 
 def _bench_learning(args: argparse.Namespace) -> int:
     from app.bench.learning import HEADER, format_row, run_learning, summary
-    from app.learning.modes import MODES
+    from app.learning.modes import MODES, mode
     from app.bench.texts import read_eval_texts
 
     path = args.users or CORPUS_DIR / "blogs_users_dev.jsonl.xz"
     if not Path(path).exists():
         return fail(f"no such users file: {path} (give one with --users)")
-    unknown = [m for m in args.modes if m not in MODES or m == "off"]
+    learning = [name for name in MODES if mode(name).learns]
+    unknown = [m for m in args.modes if m not in learning]
     if unknown:
-        return fail(f"cannot measure learning in mode {unknown[0]!r}; modes: {', '.join(MODES[1:])}")
+        return fail(f"cannot measure learning in mode {unknown[0]!r}; modes: {', '.join(learning)}")
     texts = read_eval_texts(path, args.chars, args.skip + args.limit)[args.skip:]
     overrides = {"lr": {m: args.lr for m in args.modes}} if args.lr else {}
     if args.decay is not None:

@@ -98,7 +98,7 @@ class Learner:
                 return None
             start = time.perf_counter()
             plan = self.plans.ensure()
-            snapshot = plan.delta()
+            snapshot = plan.snapshot()
             ids = stream.window_before(first)
             scores, rows = [], []
             stop = first
@@ -117,7 +117,7 @@ class Learner:
             stream.learned_upto = stop
             self.stats.training_bytes = plan.memory().training_bytes
             if reason:
-                plan.load_delta(snapshot)
+                plan.restore(snapshot)
                 # the weights the round tried were never published: its text was seen with those it started from
                 scores = [replace(s, personal=self.judge.losses([row], n)[0]) for s, (row, n) in zip(scores, rows)]
                 self.stats.rounds_rolled_back += 1

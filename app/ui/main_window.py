@@ -4,18 +4,15 @@ It forwards what the user does to the Session and shows what the Session measure
 """
 from __future__ import annotations
 
-import statistics
 import time
-from importlib import resources
 from collections import deque
+from importlib import resources
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QMainWindow, QMessageBox, QPushButton, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
-from app.learning.modes import MODES
 from app.storage.personal_file import PersonalFileError
 from app.session import Session
 from app.typing.typing_stats import TypingStats
@@ -23,10 +20,9 @@ from app.ui.dialogs import LearnedWordsDialog
 from app.ui.keyboard import OnScreenKeyboard
 from app.ui.replay import ReplayDriver
 from app.ui.strip import SuggestionStrip, TypingArea
-from app.ui.widgets import BarGauge, LineChart
+from app.ui.panels import ControlsPanel, CostPanel, LearningPanel
 from app.typing.words import split_typing
 
-MIB = 2**20
 DEMO_TEXT = Path(str(resources.files("assets") / "demo.txt"))
 
 
@@ -74,9 +70,17 @@ class MainWindow(QMainWindow):
         left.addWidget(self.strip)
         left.addWidget(self.keyboard)
         right = QVBoxLayout()
-        right.addWidget(self._gauges())
-        right.addWidget(self._learning())
-        right.addWidget(self._controls())
+        self.costs, self.learning = CostPanel(), LearningPanel()
+        right.addWidget(self.costs)
+        right.addWidget(self.learning)
+        self.controls = ControlsPanel(self.session.learner.mode, {
+            "Reset…": self.reset, "Export…": self.export, "Import…": self.import_file,
+            "Learned words…": self.show_words})
+        self.mode_box, self.replay_button, self.speed = self.controls.mode_box, self.controls.replay, self.controls.speed
+        self.mode_box.currentTextChanged.connect(self.set_mode)
+        self.controls.incognito.toggled.connect(self.set_incognito)
+        self.replay_button.clicked.connect(self.toggle_replay)
+        right.addWidget(self.controls)
         body = QHBoxLayout()
         body.addLayout(left, 3)
         body.addLayout(right, 2)
@@ -92,60 +96,6 @@ class MainWindow(QMainWindow):
         self.strip.never.connect(self.never_suggest)
         self.keyboard.typed.connect(self.type_text)
         self.keyboard.backspace.connect(self._backspace)
-
-    def _gauges(self) -> QGroupBox:
-        box = QGroupBox("What it costs (measured)")
-        layout = QVBoxLayout(box)
-        self.latency_gauge = BarGauge("Suggestion latency, last", "ms", 50)
-        self.step_gauge = BarGauge("Last training step", "ms", 200)
-        self.train_gauge = BarGauge("Training memory of this mode", "MiB", 100)
-        self.full_gauge = BarGauge("Full backprop, same model", "MiB", 100)
-        self.model_gauge = BarGauge("Model memory (predictor + learner copy)", "MiB", 64)
-        self.rss_gauge = BarGauge("Process memory (RSS)", "MiB", 2048)
-        for gauge in (self.latency_gauge, self.step_gauge, self.train_gauge, self.full_gauge, self.model_gauge,
-                      self.rss_gauge):
-            layout.addWidget(gauge)
-        return box
-
-    def _learning(self) -> QGroupBox:
-        box = QGroupBox("Learning")
-        layout = QVBoxLayout(box)
-        self.chart = LineChart("Your words: suggested before typing (last 50) · keystrokes saved")
-        self.learning_label = QLabel()
-        layout.addWidget(self.chart)
-        layout.addWidget(self.learning_label)
-        return box
-
-    def _controls(self) -> QGroupBox:
-        box = QGroupBox("Personal model")
-        grid = QGridLayout(box)
-        self.mode_box = QComboBox()
-        self.mode_box.addItems(MODES)
-        self.mode_box.setCurrentText(self.session.learner.mode)
-        self.mode_box.currentTextChanged.connect(self.set_mode)
-        self.incognito_box = QCheckBox("Incognito (record and learn nothing)")
-        self.incognito_box.toggled.connect(self.set_incognito)
-        buttons = {"Reset…": self.reset, "Export…": self.export, "Import…": self.import_file,
-                   "Learned words…": self.show_words}
-        grid.addWidget(QLabel("Update mode"), 0, 0)
-        grid.addWidget(self.mode_box, 0, 1)
-        grid.addWidget(self.incognito_box, 1, 0, 1, 2)
-        for i, (label, slot) in enumerate(buttons.items()):
-            button = QPushButton(label)
-            button.clicked.connect(slot)
-            grid.addWidget(button, 2 + i // 2, i % 2)
-        self.replay_button = QPushButton("Replay text…")
-        self.replay_button.setMinimumWidth(130)
-        self.replay_button.clicked.connect(self.toggle_replay)
-        self.speed = QSlider(Qt.Orientation.Horizontal)
-        self.speed.setRange(5, 400)
-        self.speed.setValue(40)
-        self.speed.setToolTip("replay speed, characters per second")
-        grid.addWidget(self.replay_button, 4, 0)
-        grid.addWidget(self.speed, 4, 1)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
-        return box
 
     # --- typing ----------------------------------------------------------------------------------------------
     def text_before_cursor(self) -> str:
@@ -273,29 +223,8 @@ class MainWindow(QMainWindow):
 
     # --- gauges and chart ------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        learner, stats = self.session.learner, self.session.stats
-        if self.latencies:
-            ordered = sorted(self.latencies)
-            p50 = statistics.median(ordered)
-            p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-            self.latency_gauge.set_value(self.latencies[-1], f"p50 {p50:.1f}, p95 {p95:.1f} ms")
-        self.step_gauge.set_value(stats.last_step_ms, f"{stats.steps} steps")
-        full = learner.measured_training_bytes("full")
-        mode = learner.measured_training_bytes(learner.mode)
-        scale = full / MIB if full else None
-        self.full_gauge.set_value(None if full is None else full / MIB, maximum=scale)
-        self.train_gauge.set_value(None if mode is None else mode / MIB, learner.mode, maximum=scale)
-        self.model_gauge.set_value(2 * learner.model_bytes() / MIB)
-        rss = self.session.process_rss_bytes()
-        self.rss_gauge.set_value(None if rss is None else rss / MIB)
-        points = self.typing.points
-        self.chart.set_series("suggested before typing", [(p.word, p.hit_rate) for p in points])
-        self.chart.set_series("keystrokes saved", [(p.word, p.saved) for p in points])
-        loss = "—" if stats.last_loss is None else f"{stats.last_loss:.3f}"
-        self.learning_label.setText(
-            f"mode {learner.mode} · rounds kept {stats.rounds_accepted} · rolled back {stats.rounds_rolled_back} · "
-            f"pulled back {stats.pullbacks} · sentences learned {stats.sentences_learned} · training loss {loss} · "
-            f"keystrokes saved {self.typing.saved:.1f}% over {self.typing.words} words")
+        self.costs.refresh(self.session, self.latencies)
+        self.learning.refresh(self.session, self.typing)
 
     def closeEvent(self, event) -> None:
         self.timer.stop()
