@@ -15,6 +15,10 @@ PROTOCOL = 2  # bumped when what a result holds changes (cached results of an ol
 Suggest = Callable[[str], list[str]]
 
 
+def _percent(part: float, whole: float) -> float:
+    return 100.0 * part / whole if whole else 0.0
+
+
 @dataclass
 class KsrResult:
     cost: int = 0          # keystrokes spent with suggestions
@@ -29,27 +33,13 @@ class KsrResult:
     whole: int = 0         # known words typed whole (before the space)
     offered: int = 0       # of them, with the word itself on the strip
 
-    @property
-    def ksr(self) -> float:
-        return 100.0 * (1 - self.cost / self.plain) if self.plain else 0.0
-
-    @property
-    def top1(self) -> float:
-        return 100.0 * self.next_word_top1 / self.next_word_total if self.next_word_total else 0.0
-
-    @property
-    def top3(self) -> float:
-        return 100.0 * self.next_word_top3 / self.next_word_total if self.next_word_total else 0.0
-
-    @property
-    def non_words(self) -> float:
-        """Percent of the suggestions shown that are no known word."""
-        return 100.0 * self.unknown / self.shown if self.shown else 0.0
-
-    @property
-    def typed_offered(self) -> float:
-        """Percent of the known words typed whole whose literal form the strip then held."""
-        return 100.0 * self.offered / self.whole if self.whole else 0.0
+    # percentages: keystrokes saved, next word first / in the top three, suggestions shown that are no known word,
+    # known words typed whole whose literal form the strip then held
+    ksr = property(lambda self: 100.0 * (1 - self.cost / self.plain) if self.plain else 0.0)
+    top1 = property(lambda self: _percent(self.next_word_top1, self.next_word_total))
+    top3 = property(lambda self: _percent(self.next_word_top3, self.next_word_total))
+    non_words = property(lambda self: _percent(self.unknown, self.shown))
+    typed_offered = property(lambda self: _percent(self.offered, self.whole))
 
     def add(self, other: "KsrResult") -> None:
         for name in ("cost", "plain", "words", "next_word_total", "next_word_top1", "next_word_top3", "shown",
