@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages: Qt's runtime libraries (for the GUI and its offscreen tests) and Xvfb for screenshots.
-APT_PACKAGES := libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 \
+# Debian packages: venv for the stock system Python, Qt's runtime libraries (for the GUI and its offscreen tests) and
+# Xvfb for screenshots.
+APT_PACKAGES := python3-venv libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-randr0 libxcb-render-util0 \
 	libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libglib2.0-0 fonts-dejavu-core xvfb xauth
 PRESAGE_PACKAGES := presage libpresage-data libpresage1v5

@@ -20,6 +20,8 @@ from app.learning.worker import LearnerWorker
 from app.storage.personal_file import PersonalModel
 from app.typing.predictor import Predictor, Strip
 from app.typing.sentences import finished_sentences
+from app.storage.history import HistoryError
+from app.storage.logs import log_to_file
 from app.storage.store import Store, new_meta
 from app.typing.user_vocab import UserVocabulary
 from engine.memory import process_rss_bytes
@@ -39,6 +41,7 @@ class SessionConfig:
     learned_word_stats: float = 0.5  # share of the user's word statistics in suggestions once the personal model
                                      # has learned: it gives the user's words more itself, and two boosts of the
                                      # same words crowd out new ones (tuned on dev users 21-24)
+    log_dir: str | None = None       # where failures are logged (default: the platformdirs user log folder)
 
 
 class Session:
@@ -61,10 +64,12 @@ class Session:
         self._last_save = time.monotonic()
         self._dirty = False
         self.listeners: list[Callable[[RoundResult | None], None]] = []  # called after each round, in its thread
+        self.problems: dict[str, str] = {}  # what does not work right now, by part ("learning", "history")
+        self.log_path = log_to_file(self.config.log_dir)
         self.measure_modes = MODES if self.config.measure_costs else ()
         self._load_saved()
         self.worker = LearnerWorker(self.learner, self.learn_round, self.notify, self.measure_modes,
-                                    self.config.trim_seconds) if self.config.background else None
+                                    self.config.trim_seconds, self._learning_failed) if self.config.background else None
 
     # --- the model and the store -----------------------------------------------------------------------------
     def _publish(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -143,7 +148,13 @@ class Session:
 
         Returns how many were recorded: none while incognito, nor those holding a blocked word.
         """
-        recorded = self.store.history.add_many(sentences)
+        try:
+            recorded = self.store.history.add_many(sentences)
+        except HistoryError as err:  # a full disk, say: typing goes on, and the next sentence tries again
+            self.problems["history"] = str(err)
+            self.notify(None)
+            return 0
+        self.problems.pop("history", None)
         if not recorded:
             return 0
         for sentence in recorded:
@@ -161,6 +172,16 @@ class Session:
         if self._dirty and self.config.autosave and time.monotonic() - self._last_save >= self.config.save_seconds:
             self.save()
         self.notify(result)
+
+    def _learning_failed(self, reason: str) -> None:
+        """The worker stopped learning after an error (logged to `log_path`); suggestions go on."""
+        self.problems["learning"] = f"learning paused: {reason} (details in {self.log_path})"
+        self.notify(None)
+
+    @property
+    def status(self) -> str:
+        """What does not work right now, for the window and the terminal to show ("" when all is well)."""
+        return " · ".join(self.problems.values())
 
     def notify(self, result: RoundResult | None) -> None:
         for listener in list(self.listeners):
@@ -221,4 +242,4 @@ class Session:
         if self._dirty and self.config.autosave:
             self.save()
         self.learner.close()
-        self.store.history.close()
+        self.store.close()

@@ -8,11 +8,41 @@ from app.terminal import accept, run_piped
 TEXT = "Thank you very much for coming. I don't know what to say. See you tomorrow!\n" * 3
 
 
-def test_predict_prints_three_words_and_time(capsys):
-    assert main(["predict", "Thank you very "]) == 0
+def test_predict_prints_three_words_and_time(tmp_path, capsys):
+    assert main(["--data", str(tmp_path), "predict", "Thank you very "]) == 0
     words, timing = capsys.readouterr().out.strip().splitlines()
     assert len(words.split(" | ")) == 3 and "much" in words
     assert timing.endswith(" ms")
+
+
+def test_predict_uses_the_data_folders_personal_model_and_words_and_base_leaves_them_out(tmp_path, capsys):
+    from app.learning.settings import LearnerConfig
+    from app.session import Session, SessionConfig
+    from app.storage.store import Store
+    from app.typing.loading import load_predictor
+
+    session = Session(load_predictor(), Store(tmp_path), LearnerConfig(budget_ms=60_000),
+                      SessionConfig(background=False, save_seconds=0.0))
+    session.commit_sentences(["Tomorrow we start the Brightwater bakery.", "Oksana runs the Brightwater bakery.",
+                              "We love Brightwater and its bread."] * 3)
+    assert session.stats.rounds_accepted > 0
+    session.close()
+    assert main(["--data", str(tmp_path), "predict", "Tomorrow we start the B"]) == 0
+    assert "Brightwater" in capsys.readouterr().out.splitlines()[0]
+    assert main(["--data", str(tmp_path), "predict", "--base", "Tomorrow we start the B"]) == 0
+    assert "Brightwater" not in capsys.readouterr().out.splitlines()[0]
+
+
+def test_a_data_folder_in_use_is_refused_with_a_clear_message(tmp_path, capsys):
+    from app.storage.store import Store
+
+    holder = Store(tmp_path)
+    try:
+        assert main(["--data", str(tmp_path), "reset"]) == 2
+        assert "in use by another Pocket Keyboard" in capsys.readouterr().err
+        assert main(["--data", str(tmp_path), "predict", "Thank you very "]) == 0  # looking is allowed
+    finally:
+        holder.close()
 
 
 def test_eval_writes_table_and_json(tmp_path, capsys):

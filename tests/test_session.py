@@ -336,3 +336,40 @@ def test_a_rolled_back_burst_stays_out_after_a_restart_and_an_export_and_import(
         assert not junk & set(session.predictor.user_words.counts)  # ... nor counted
         assert "yesterday" in session.predictor.user_words
         session.close()
+
+
+def test_an_error_in_a_learning_round_pauses_learning_logs_it_and_typing_goes_on(tmp_path, monkeypatch):
+    predictor = load_predictor()
+    session = Session(predictor, Store(tmp_path / "data"), config=SessionConfig(log_dir=str(tmp_path / "log")))
+    try:
+        def broken_round():
+            raise RuntimeError("injected failure")
+        monkeypatch.setattr(session.learner, "run_round", broken_round)
+        session.commit_sentences(["We walked to the lake after work."])
+        assert session.worker.idle(timeout=60)
+        assert session.status.startswith("learning paused: RuntimeError: injected failure")
+        log = (tmp_path / "log" / "pocketkb.log").read_text()
+        assert "learning paused" in log and "injected failure" in log and "Traceback" in log
+        assert session.strip("Thank you very ").words  # suggestions still work ...
+        assert session.commit_sentences(["We walked home."]) == 1  # ... and the history still records
+    finally:
+        session.close()
+
+
+def test_a_failing_history_write_is_reported_and_later_writes_work(tmp_path):
+    session = open_session(tmp_path / "data")
+    try:
+        assert session.commit_sentences(["The first sentence is safe."]) == 1
+        db = session.store.history._db
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+        many = [f"Sentence number {i} fills a page {'x' * 300}." for i in range(40)]
+        assert session.commit_sentences(many) == 0
+        assert session.status.startswith("could not write the history (database or disk is full)")
+        assert session.store.history.sentences() == ["The first sentence is safe."]  # the earlier history is intact
+        assert not db.in_transaction
+        db.execute("PRAGMA max_page_count = 1073741823")  # space is back
+        assert session.commit_sentences(["Writing works again."]) == 1 and session.status == ""
+        assert session.store.history.sentences()[-1] == "Writing works again."
+    finally:
+        session.close()

@@ -51,3 +51,42 @@ def test_leftover_temp_files_are_cleaned(tmp_path):
     (tmp_path / ".personal.safetensors.abc.tmp").write_bytes(b"half")
     Store(tmp_path)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_second_keyboard_on_the_same_folder_is_refused_until_the_first_ends(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from app.storage.store import StoreBusyError
+
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from app.storage.store import Store
+        store = Store({str(tmp_path / "data")!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        store.close()
+        print("closed", flush=True)
+        time.sleep(60)
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreBusyError, match=f"in use by another Pocket Keyboard \\(process {child.pid}\\)"):
+            Store(tmp_path / "data")
+        assert Store(tmp_path / "data", read_only=True).history.sentences() == []  # looking is allowed
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "closed"
+        store = Store(tmp_path / "data")  # the first one let go
+        store.close()
+        child.kill()
+        child.wait()
+    finally:
+        child.kill()
+    killed = subprocess.Popen([sys.executable, "-c", f"from app.storage.store import Store; Store({str(tmp_path / 'b')!r}); "
+                               "print('ready', flush=True); import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert killed.stdout.readline().strip() == "ready"
+    killed.kill()
+    killed.wait()
+    Store(tmp_path / "b").close()  # a keyboard that died holds nothing

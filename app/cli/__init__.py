@@ -31,10 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.storage.history import HistoryError
+    from app.storage.store import StoreBusyError
     from models.grad_stats import GradStatsError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except GradStatsError as err:  # a base model without (or with stale) gradient statistics cannot learn
+    except (GradStatsError, StoreBusyError, HistoryError) as err:  # stale gradient statistics, a folder in use ...
         return fail(str(err))

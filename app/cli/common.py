@@ -17,10 +17,14 @@ def fail(message: str) -> int:
     return 2
 
 
-def open_session(args: argparse.Namespace, background: bool = False, measure_costs: bool = False):
+def open_session(args: argparse.Namespace, background: bool = False, measure_costs: bool = False,
+                 read_only: bool = False):
+    """The data folder's session on the `--model` base. `read_only`: only to look (beside a running keyboard), so
+    nothing is saved. A folder another keyboard holds raises StoreBusyError (`main` prints it)."""
     from app.typing.loading import load_predictor
     from app.session import Session, SessionConfig
     from app.storage.store import Store
 
-    config = SessionConfig(background=background, measure_costs=measure_costs)
-    return Session(load_predictor(args.model), Store(args.data), config=config, base_dir=args.model)
+    config = SessionConfig(background=background, measure_costs=measure_costs, autosave=not read_only)
+    store = Store(args.data, read_only=read_only)
+    return Session(load_predictor(args.model), store, config=config, base_dir=args.model)

@@ -41,15 +41,23 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    """The strip as the keyboard on this data folder would show it (the personal model and the user's words), or
+    with `--base` as the shipped model alone shows it."""
     from app.typing.loading import load_predictor
     from app.terminal import strip_line
 
-    predictor = load_predictor(args.model)
-    predictor.suggest(args.text)  # the first call pays for one-time set-up
-    predictor.invalidate()
-    t0 = time.perf_counter()
-    strip = predictor.strip(args.text)
-    ms = (time.perf_counter() - t0) * 1000
+    session = None if args.base else open_session(args, read_only=True)
+    predictor = load_predictor(args.model) if session is None else session.predictor
+    strip_of = predictor.strip if session is None else session.strip
+    try:
+        strip_of(args.text)  # the first call pays for one-time set-up
+        predictor.invalidate()
+        t0 = time.perf_counter()
+        strip = strip_of(args.text)
+        ms = (time.perf_counter() - t0) * 1000
+    finally:
+        if session is not None:
+            session.close()
     print(strip_line(strip))
     print(f"{ms:.1f} ms")
     return 0
@@ -111,8 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("terminal", help="the terminal keyboard: suggestions after each key, Tab accepts")
     p.set_defaults(func=_cmd_interactive)
 
-    p = sub.add_parser("predict", help="print the three suggestions for a text and the time taken")
+    p = sub.add_parser("predict", help="print the strip for a text (with the data folder's personal model and "
+                                       "words) and the time taken")
     p.add_argument("text", help="the text before the cursor")
+    p.add_argument("--base", action="store_true", help="the shipped model alone, without the personal model")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("reset", help="back to the base model: delete the personal model and the typed history")

@@ -3,6 +3,7 @@ suggestions keep the other core. Committed text → learner → plan step → gu
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable
@@ -13,14 +14,18 @@ from app.learning.learner import Learner
 from engine.memory import map_large_blocks, release_free_heap
 from engine.optimizer import preload as preload_optimizer
 
+log = logging.getLogger("pocketkb.learning")
+
 
 class LearnerWorker:
     """Runs learning rounds in a thread while sentences wait, with one torch thread so suggestions keep the other core."""
 
     def __init__(self, learner: Learner, learn_round: Callable[[], None], notify: Callable[[None], None],
-                 measure_modes: tuple[str, ...] = (), trim_seconds: float = 10.0):
+                 measure_modes: tuple[str, ...] = (), trim_seconds: float = 10.0,
+                 failed: Callable[[str], None] = lambda reason: None):
         map_large_blocks()  # the learner allocates and frees large tensors all day
-        self.learner, self.learn_round, self.notify = learner, learn_round, notify
+        self.learner, self.learn_round, self.notify, self.failed = learner, learn_round, notify, failed
+        self.paused: str | None = None  # why learning stopped, after an error in a round
         self.measure_modes, self.trim_seconds = measure_modes, trim_seconds
         self._wake = threading.Event()
         self._stop = False
@@ -33,6 +38,17 @@ class LearnerWorker:
         self._wake.set()
 
     def _run(self) -> None:
+        """Rounds until stopped. An error in one is logged (with its traceback) and pauses learning: the reason goes
+        to `failed`, and typing and suggestions go on with the weights last published."""
+        try:
+            self._rounds()
+        except Exception as err:  # noqa: BLE001 (any failure must pause learning, not end it silently)
+            log.exception("learning paused")
+            self.paused = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            self.busy = False
+            self.failed(self.paused)
+
+    def _rounds(self) -> None:
         torch.set_num_threads(1)
         preload_optimizer()
         for mode in self.measure_modes:  # the gauges' training-memory figures, measured once
@@ -59,7 +75,7 @@ class LearnerWorker:
         """Wait until no round runs or waits (tests, shutdown); False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.busy and not self._wake.is_set() and not self.learner.pending():
+            if self.paused or not self.busy and not self._wake.is_set() and not self.learner.pending():
                 return True
             time.sleep(0.01)
         return False

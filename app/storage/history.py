@@ -10,7 +10,9 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from app.typing.words import tokens
 
@@ -20,6 +22,11 @@ CREATE TABLE IF NOT EXISTS sentences (id INTEGER PRIMARY KEY AUTOINCREMENT, at R
 CREATE TABLE IF NOT EXISTS blocked (word TEXT PRIMARY KEY);
 """
 MAX_SENTENCE_CHARS = 2000
+SCHEMA_VERSION = 2  # PRAGMA user_version: 1 had no `rejected` column (0: a file from before the version was kept)
+
+
+class HistoryError(Exception):
+    """A history that cannot be read or written; the message says why, for the user."""
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
@@ -42,13 +49,39 @@ class History:
         self.max_sentences = max_sentences
         self.incognito = False
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sentences)")}
-        if "rejected" not in columns:  # a history written before the learner's verdicts were kept
-            self._db.execute("ALTER TABLE sentences ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise HistoryError(f"{self.path} was written by a newer Pocket Keyboard (history version {version}, "
+                                   f"this one reads up to {SCHEMA_VERSION})")
+            with self._transaction(locked=False) as db:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(sentences)")}
+                if "rejected" not in columns:  # a history written before the learner's verdicts were kept
+                    db.execute("ALTER TABLE sentences ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as err:
+            raise HistoryError(f"cannot open the history {self.path}: {err}") from None
+
+    @contextmanager
+    def _transaction(self, locked: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole, or rolled back whole on any error (a full disk, say), so the
+        connection is never left inside a transaction and the next write can succeed. Errors become HistoryError."""
+        if locked:
+            self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            with self._db:  # commit, or roll back and re-raise
+                yield self._db
+        except sqlite3.Error as err:
+            raise HistoryError(f"could not write the history ({err}); what was recorded before is intact") from None
+        finally:
+            if locked:
+                self._lock.release()
 
     def close(self) -> None:
         with self._lock:
@@ -74,12 +107,10 @@ class History:
                 kept.append(sentence)
         if kept:
             now = time.time()
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT INTO sentences (at, text) VALUES (?, ?)", [(now, s) for s in kept])
-                self._db.execute("DELETE FROM sentences WHERE id <= (SELECT MAX(id) FROM sentences) - ?",
-                                 (self.max_sentences,))
-                self._db.execute("COMMIT")
+            with self._transaction() as db:
+                db.executemany("INSERT INTO sentences (at, text) VALUES (?, ?)", [(now, s) for s in kept])
+                db.execute("DELETE FROM sentences WHERE id <= (SELECT MAX(id) FROM sentences) - ?",
+                           (self.max_sentences,))
         return kept
 
     def sentences(self) -> list[str]:
@@ -98,10 +129,8 @@ class History:
             return [r[0] for r in self._db.execute("SELECT text FROM sentences WHERE rejected = 0 ORDER BY id")]
 
     def mark_rejected(self, sentences: list[str]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE sentences SET rejected = 1 WHERE text = ?", [(s,) for s in sentences])
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.executemany("UPDATE sentences SET rejected = 1 WHERE text = ?", [(s,) for s in sentences])
 
     def recent(self, n: int) -> list[str]:
         with self._lock:
@@ -122,13 +151,11 @@ class History:
         if not words:
             return 0
         pattern = _phrase_pattern(phrase)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            doomed = [i for i, text in self._db.execute("SELECT id, text FROM sentences") if pattern.search(text)]
-            self._db.executemany("DELETE FROM sentences WHERE id = ?", [(i,) for i in doomed])
+        with self._transaction() as db:
+            doomed = [i for i, text in db.execute("SELECT id, text FROM sentences") if pattern.search(text)]
+            db.executemany("DELETE FROM sentences WHERE id = ?", [(i,) for i in doomed])
             if len(words) == 1:
-                self._db.execute("INSERT OR IGNORE INTO blocked (word) VALUES (?)", (words[0],))
-            self._db.execute("COMMIT")
+                db.execute("INSERT OR IGNORE INTO blocked (word) VALUES (?)", (words[0],))
         return len(doomed)
 
     def blocked(self) -> set[str]:
@@ -137,12 +164,12 @@ class History:
 
     def block(self, word: str) -> None:
         """Never suggest `word` again; the sentences that hold it stay."""
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO blocked (word) VALUES (?)", (word.lower(),))
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO blocked (word) VALUES (?)", (word.lower(),))
 
     def unblock(self, word: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM blocked WHERE word = ?", (word.lower(),))
+        with self._transaction() as db:
+            db.execute("DELETE FROM blocked WHERE word = ?", (word.lower(),))
 
     def word_counts(self, query: str = "", limit: int = 200) -> list[tuple[str, int]]:
         """Words the user typed, most frequent first, optionally only those containing `query`."""
@@ -152,12 +179,10 @@ class History:
 
     def replace_all(self, sentences: list[str], blocked: set[str], rejected: set[str] = frozenset()) -> None:
         """Swap in another history at once (import, reset); `rejected`: its sentences the learner turned down."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM sentences")
-            self._db.execute("DELETE FROM blocked")
+        with self._transaction() as db:
+            db.execute("DELETE FROM sentences")
+            db.execute("DELETE FROM blocked")
             now = time.time()
-            self._db.executemany("INSERT INTO sentences (at, text, rejected) VALUES (?, ?, ?)",
-                                 [(now, s, int(s in rejected)) for s in sentences[-self.max_sentences:]])
-            self._db.executemany("INSERT INTO blocked (word) VALUES (?)", [(w,) for w in sorted(blocked)])
-            self._db.execute("COMMIT")
+            db.executemany("INSERT INTO sentences (at, text, rejected) VALUES (?, ?, ?)",
+                           [(now, s, int(s in rejected)) for s in sentences[-self.max_sentences:]])
+            db.executemany("INSERT INTO blocked (word) VALUES (?)", [(w,) for w in sorted(blocked)])

@@ -1,11 +1,15 @@
 """Where the personal model and history live on disk (the platformdirs user data folder), written atomically.
 
-Export writes one file; import validates a file completely before it replaces anything.
+Export writes one file; import validates a file completely before it replaces anything. One keyboard at a time owns
+a data folder (an exclusive lock the system drops if the process dies); a second is refused with a clear message.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from pathlib import Path
+from typing import IO
 
 import platformdirs
 import torch
@@ -16,6 +20,11 @@ from app.storage.personal_file import PersonalMeta, PersonalModel
 
 PERSONAL_FILE = "personal.safetensors"
 HISTORY_FILE = "history.db"
+LOCK_FILE = ".lock"
+
+
+class StoreBusyError(Exception):
+    """Another keyboard (a window, the terminal keyboard) already uses this data folder."""
 
 
 def default_folder() -> Path:
@@ -23,11 +32,38 @@ def default_folder() -> Path:
 
 
 class Store:
-    def __init__(self, folder: str | Path | None = None, max_sentences: int = 20_000):
+    """`read_only`: only look (`pocketkb predict` beside a running keyboard): no lock is taken, nothing is written."""
+
+    def __init__(self, folder: str | Path | None = None, max_sentences: int = 20_000, read_only: bool = False):
         self.folder = Path(folder) if folder else default_folder()
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = None if read_only else self._take_lock()
         self.history = History(self.folder / HISTORY_FILE, max_sentences)
-        self._clean_temp_files()
+        if not read_only:
+            self._clean_temp_files()
+
+    def _take_lock(self) -> IO[str]:
+        """The folder's lock file, held open and locked for as long as this store lives (closing it, or the process
+        ending in any way, releases it); it holds the owner's process id for the message a second keyboard gets."""
+        path = self.folder / LOCK_FILE
+        lock = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="ascii")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read(32).strip() or "unknown"
+            lock.close()
+            raise StoreBusyError(f"{self.folder} is in use by another Pocket Keyboard (process {holder}); close it "
+                                 "first, or give this one another folder with --data") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        return lock
+
+    def close(self) -> None:
+        self.history.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
+            self._lock = None
 
     @property
     def personal_path(self) -> Path:

@@ -225,6 +225,7 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         self.costs.refresh(self.session, self.latencies)
         self.learning.refresh(self.session, self.typing)
+        self.statusBar().showMessage(self.session.status)  # what does not work now ("learning paused: ...")
 
     def closeEvent(self, event) -> None:
         self.timer.stop()
