@@ -22,6 +22,9 @@ ModelFactory = Callable[[], StagedModel]
 Row = tuple[list[int], int]  # tokens, and how many newest of them are the segment's
 
 
+Progress = Callable[[str, int, int, str], None]  # (phase, done, total or 0 when unknown, what now)
+
+
 @dataclass(frozen=True)
 class UserText:
     """One user's tokens in time order (a 1-D token id tensor)."""
@@ -144,12 +147,12 @@ class ContributionAnalysis:
             plan.step(torch.tensor([row]), positions=n)
             return plan.memory().training_bytes
 
-    def run(self, progress: Callable[[int, int, str], None] | None = None) -> list[Contribution]:
+    def run(self, progress: Progress | None = None) -> list[Contribution]:
         found = candidates(self._memory_model.layout, len(self._memory_model.block_paths), self.config)
         table = []
         for i, candidate in enumerate(found):
             if progress:
-                progress(i, len(found), candidate.name)
+                progress("contribution analysis", i, len(found), candidate.name)
             scheme = scheme_of(candidate.name, [candidate], self.config)
             table.append(Contribution(candidate, self.gain(scheme), self.training_bytes([candidate])))
         return table

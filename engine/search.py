@@ -10,7 +10,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from engine.contribution import AnalysisConfig, Candidate, Contribution, ContributionAnalysis, scheme_of
+from engine.contribution import (AnalysisConfig, Candidate, Contribution, ContributionAnalysis, Progress,
+                                 scheme_of)
 from engine.scheme import UpdateScheme
 
 Genome = tuple[int, ...]  # per group: 0 for nothing, i for the group's i-th option
@@ -128,15 +129,24 @@ def _scheme(name: str, chosen: list[Contribution], budget_bytes: int, analysis: 
 
 
 def analyse_and_search(analysis: ContributionAnalysis, budget_bytes: int, config: SearchConfig = SearchConfig(),
-                       progress: Callable[[int, int, str], None] | None = None
-                       ) -> tuple[list[Contribution], SearchResult]:
+                       progress: Progress | None = None) -> tuple[list[Contribution], SearchResult]:
     """Contribution table, then the search. Parts' gains alone do not simply add up, so the found set is then grown
     part by part in order of their own gains, each prefix measured as a whole; the best-measured prefix is kept."""
+    report = progress or (lambda phase, done, total, what: None)
     table = analysis.run(progress)
-    result = search_scheme(table, budget_bytes, analysis.training_bytes, analysis.config, config)
+    measured = []
+
+    def cost_of(chosen: list[Candidate]) -> int:
+        measured.append(len(chosen))
+        report("search", len(measured), 0, f"sets measured, the last of {len(chosen)} parts")
+        return analysis.training_bytes(chosen)
+    result = search_scheme(table, budget_bytes, cost_of, analysis.config, config)
     ranked = sorted(result.chosen, key=lambda c: c.gain, reverse=True)
-    prefixes = tuple(analysis.gain(scheme_of("prefix", [c.candidate for c in ranked[:k]], analysis.config))
-                     for k in range(1, len(ranked) + 1))
+    prefixes = []
+    for k in range(1, len(ranked) + 1):
+        report("measuring the found set part by part", k - 1, len(ranked), ranked[k - 1].candidate.name)
+        prefixes.append(analysis.gain(scheme_of("prefix", [c.candidate for c in ranked[:k]], analysis.config)))
+    prefixes = tuple(prefixes)
     keep = max(range(len(prefixes)), key=prefixes.__getitem__, default=-1) + 1
     if keep == 0 or prefixes[keep - 1] <= 0:
         keep = 0

@@ -18,10 +18,12 @@ from app.typing.combiner import MixConfig
 from app.typing.predictor import PredictorConfig
 from app.typing.words import KnownWords
 from engine.quant import round_frozen_linears_to_int8
+from models.build.progress import progress
 from models.gpt import GPT
 from models.tokenizer import BOS_ID, Tokenizer
 
 _WORKER: dict = {}
+PART_CHARS = 2000  # characters of text per job: what the progress bar counts
 
 
 @dataclass
@@ -62,23 +64,28 @@ def _spans(text: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float, int8: bool = False
-                  ) -> list[KsrResult]:
-    """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers.
+def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float, int8: bool = False,
+                  desc: str = "eval") -> list[KsrResult]:
+    """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers, with a progress bar.
 
     `int8`: Linear weights rounded as the engine's int8 option holds frozen ones.
 
-    A text is cut into parts when there are fewer texts than workers; parts add up exactly.
+    Texts are cut into parts of about `PART_CHARS` (and into at least as many as there are workers); each part's words
+    are typed after all the text before them, so parts add up exactly.
     """
-    parts = max(1, -(-processes // len(texts))) if texts else 1
     jobs, owner = [], []
     for i, item in enumerate(texts):
+        parts = max(-(-processes // len(texts)), -(-len(item.text) // PART_CHARS), 1)
         for span in _spans(item.text, parts):
             jobs.append((item.text, span))
             owner.append(i)
     ctx = mp.get_context("spawn")
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight, int8)) as pool:
-        pieces = pool.map(_simulate_worker, jobs, chunksize=1)
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight, int8)) as pool, \
+            progress(len(jobs), desc, "part") as bar:
+        pieces = []
+        for piece in pool.imap(_simulate_worker, jobs, chunksize=1):
+            pieces.append(piece)
+            bar.update(1)
     results = [KsrResult() for _ in texts]
     for i, piece in zip(owner, pieces):
         results[i].add(piece)

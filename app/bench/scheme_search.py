@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from app.learning.settings import LearnerConfig
 from app.learning.modes import mode
@@ -21,7 +22,7 @@ from engine.segments import Windowing
 from models.checkpoint import load_model, weights_sha256
 from models.build.corpus import read_users
 from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
-from models.build.progress import Progress
+from models.build.progress import advance_to, progress
 from models.tokenizer import BOS_ID, Tokenizer
 
 
@@ -44,15 +45,21 @@ def search(model_dir: str | Path, users: list[UserText], budget_bytes: int, toke
     windowing = Windowing(learner.segment, context, min(learner.context_keep, context))
     config = replace(AnalysisConfig(), windowing=windowing, tokens=tokens, optimizer=mode("sparse").optimizer())
     analysis = ContributionAnalysis(lambda: load_model(model_dir).staged(), users, config, reference)
-    bar = Progress(1, "contribution analysis", " candidates")
+    bars: dict[str, tqdm] = {}
 
-    def progress(done: int, total: int, name: str) -> None:
-        bar.total = total
-        bar.update(done, name)
+    def report(phase: str, done: int, total: int, what: str) -> None:
+        """One bar per phase (the search's has no total: it counts the sets whose memory it measured)."""
+        if phase not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[phase] = progress(total or None, phase, "")
+        advance_to(bars[phase], done, what)
 
-    table, result = analyse_and_search(analysis, budget_bytes, progress=progress)
-    bar.close()
-    return table, result
+    try:
+        return analyse_and_search(analysis, budget_bytes, progress=report)
+    finally:
+        for bar in bars.values():
+            bar.close()
 
 
 def write_results(table: list, result: SearchResult, scheme_path: Path, docs: Path) -> None:

@@ -21,12 +21,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     chars = sum(len(t.text) for t in texts)
     print(f"evaluating on {len(texts)} text(s), {chars:,} characters")
     predictor = load_predictor(args.model)
-    systems = [SystemResult("pocketkb neural LM alone", run_predictor(texts, args.model, args.processes, 0.0)),
-               SystemResult("pocketkb LM + count prior",
-                            run_predictor(texts, args.model, args.processes, predictor.config.mix.prior_weight))]
+    weight = predictor.config.mix.prior_weight
+    runs = [("pocketkb neural LM alone", 0.0, False), ("pocketkb LM + count prior", weight, False)]
     if args.int8:
-        systems.append(SystemResult("pocketkb LM + prior, int8 Linears", run_predictor(
-            texts, args.model, args.processes, predictor.config.mix.prior_weight, int8=True)))
+        runs.append(("pocketkb LM + prior, int8 Linears", weight, True))
+    systems = [SystemResult(name, run_predictor(texts, args.model, args.processes, prior, int8, desc=name))
+               for name, prior, int8 in runs]
     systems += _presage_systems(texts, args, frozenset(predictor.index.words))
     rows = [s.to_dict() for s in systems]
     ppl = perplexity(predictor.model, predictor.tokenizer, texts)

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from models.build.progress import Progress
+from models.build.progress import advance_to, progress
 
 Split = Callable[[str], list[str]]  # a document's words, in order
 
@@ -29,7 +29,8 @@ class NgramCounts:
 _BASE = np.int64(1 << 21)  # open vocabulary: word ids are below 2**21, so three fit one int64 key
 
 
-def count_ngrams(documents: Iterable[str], split: Split, chunk_words: int = 4_000_000, total_chars: float = 0.0) -> NgramCounts:
+def count_ngrams(documents: Iterable[str], split: Split, chunk_words: int = 4_000_000, total_chars: float = 0.0
+                 ) -> NgramCounts:
     """1-, 2- and 3-grams over an open vocabulary, counted within documents (no n-gram spans two)."""
     index: dict[str, int] = {}
 
@@ -51,11 +52,13 @@ def count_ngrams(documents: Iterable[str], split: Split, chunk_words: int = 4_00
     return NgramCounts(words, unigrams, bigrams, bigram_counts, trigrams, trigram_counts)
 
 
-def word_frequencies(documents: Iterable[str], split: Split) -> Counter:
+def word_frequencies(documents: Iterable[str], split: Split, total_chars: float = 0.0) -> Counter:
     """How often each word occurs: what chooses a fixed vocabulary before `count_in_vocabulary`."""
     counts: Counter = Counter()
-    for doc in documents:
-        counts.update(split(doc))
+    with progress(total_chars or None, "counting words", "char") as bar:
+        for doc in documents:
+            counts.update(split(doc))
+            bar.update(len(doc) + 1)
     return counts
 
 
@@ -86,14 +89,14 @@ def _count(sequences: Iterable[tuple[np.ndarray, int]], max_order: int, base: np
     parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in range(1, max_order + 1)}
     pending: list[np.ndarray] = []
     size = 0
-    bar = Progress(total_chars or 1, "counting n-grams", " chars")
+    bar = progress(total_chars or None, "counting n-grams", "char")
     for ids, chars in sequences:
         pending.append(ids)
         size += len(ids)
         if size >= chunk_words:
             _reduce_chunk(pending, parts, base)
             pending, size = [], 0
-            bar.update(chars)
+            advance_to(bar, chars)
     _reduce_chunk(pending, parts, base)
     bar.close()
     out = []

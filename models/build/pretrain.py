@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from models.build import token_cache
 from models.checkpoint import load_model, save_model
 from models.gpt import GPT, GPTConfig
-from models.build.progress import Progress
+from models.build.progress import advance_to, progress
 from models.safe_io import load_tensors, read_json, save_tensors, write_json
 from models.tokenizer import Tokenizer
 
@@ -203,7 +203,7 @@ def _pretrain(cfg: PretrainConfig) -> dict:
 
     deadline = time.monotonic() + cfg.minutes * 60
     last_ckpt = time.monotonic()
-    bar = Progress(cfg.total_tokens, "pretrain", " tok")
+    bar = progress(cfg.total_tokens, "pretrain", "tok", initial=state["tokens"])
     model.train()
     ema_loss, window_start, window_tokens = None, time.monotonic(), 0
     steps_left = cfg.max_steps if cfg.max_steps is not None else float("inf")
@@ -217,7 +217,7 @@ def _pretrain(cfg: PretrainConfig) -> dict:
             ema_loss = state["train_loss"] if ema_loss is None else 0.98 * ema_loss + 0.02 * state["train_loss"]
             window_tokens += tokens_per_step
             rate = window_tokens / max(1e-9, time.monotonic() - window_start)
-            bar.update(state["tokens"], f"loss {ema_loss:.3f} lr {state['lr']:.2e} {rate:,.0f} tok/s")
+            advance_to(bar, state["tokens"], f"loss {ema_loss:.3f} lr {state['lr']:.2e} {rate:,.0f} tok/s")
             if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
                 checkpoint()
                 last_ckpt = time.monotonic()

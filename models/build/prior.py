@@ -105,7 +105,7 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
 def tables_from_documents(documents: Callable[[], Iterable[str]], split: Split, config: PriorConfig = PriorConfig(),
                           total_chars: float = 0.0) -> PriorTables:
     """Two passes over the documents: word frequencies choose the vocabulary, then its n-grams are counted."""
-    words = choose_words(word_frequencies(documents(), split), config.max_words)
+    words = choose_words(word_frequencies(documents(), split, total_chars), config.max_words)
     grams = count_in_vocabulary(documents(), split, words, config.order, total_chars=total_chars)
     return build_tables(words, grams, config.min_counts)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from models.build.corpus import is_held_out, read_documents
-from models.build.progress import Progress
+from models.build.progress import advance_to, progress
 from models.tokenizer import BOS_ID, Tokenizer
 
 
@@ -47,7 +47,7 @@ def build(tokenizer: Tokenizer, path: str | Path, cache_dir: str | Path) -> Toke
     parts: dict[str, list[np.ndarray]] = {"train": [], "heldout": []}
     chars = tokens = 0
     # xz text of this kind unpacks to about 3.5 times its size: an estimate for the bar only
-    bar = Progress(path.stat().st_size * (3.5 if path.suffix == ".xz" else 1.0), f"tokenising {path.name}", " chars")
+    bar = progress(path.stat().st_size * (3.5 if path.suffix == ".xz" else 1.0), f"tokenising {path.name}", "char")
     done_chars = 0
     for batch, encoded in _encode_batches(tokenizer, path):
         for (index, doc), ids in zip(batch, encoded):
@@ -56,7 +56,7 @@ def build(tokenizer: Tokenizer, path: str | Path, cache_dir: str | Path) -> Toke
             chars += len(doc) + 1
             tokens += len(ids) + 1
             done_chars += len(doc)
-        bar.update(done_chars)
+        advance_to(bar, done_chars)
     bar.close()
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("train", "heldout"):
