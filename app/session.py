@@ -24,7 +24,7 @@ from app.storage.history import HistoryError
 from app.storage.logs import log_to_file
 from app.storage.store import Store, new_meta
 from app.typing.user_vocab import UserVocabulary
-from engine.memory import process_rss_bytes
+from engine.memory import process_rss_bytes, tensor_bytes
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general
@@ -186,6 +186,11 @@ class Session:
     def notify(self, result: RoundResult | None) -> None:
         for listener in list(self.listeners):
             listener(result)
+
+    def model_bytes(self) -> int:
+        """Bytes of the model tensors held: the predictor's weights and the learner's (a storage shared counts once)."""
+        return tensor_bytes([*self.predictor.model.parameters(), *self.predictor.model.buffers(),
+                             *self.learner.held_tensors()])
 
     @staticmethod
     def process_rss_bytes() -> int | None:

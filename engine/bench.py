@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from engine.dyneval import ModelReference
-from engine.memory import PeakRssGrowth, SavedTensorCounter, tensor_bytes
+from engine.memory import PeakRssGrowth, SavedTensorCounter, optimizer_state_bytes, tensor_bytes
 from engine.optimizer import OptimizerConfig
 from engine.plan import StepReport, TrainPlan, compile_plan
 from engine.scheme import UpdateScheme
@@ -47,8 +47,8 @@ class PlainTraining:
         self.scheme = scheme
         references = [reference.tensor(n) for n in names] if optimizer.kind == "dyneval" else None
         self.optimizer = optimizer.build(self.trainable, references)
-        self.state_per_parameter = optimizer.state_per_parameter
         self._persistent = [*model.parameters(), *model.buffers()]
+        self._held = (0, 0)  # gradient and optimizer-state bytes that existed at the last step
 
     def step(self, batch: torch.Tensor, measure_peak: bool = False, positions: int | None = None) -> StepReport:
         peak = PeakRssGrowth() if measure_peak else nullcontext()
@@ -60,15 +60,16 @@ class PlainTraining:
                 keep = positions or self.scheme.loss_positions(targets.shape[1])
                 loss = self.staged.loss(logits[:, -keep:], targets[:, -keep:])
             loss.backward()
+            grads = tensor_bytes(p.grad for p in self.trainable if p.grad is not None)
             self.optimizer.step()
+            self._held = (grads, optimizer_state_bytes(self.optimizer))
             self.optimizer.zero_grad(set_to_none=True)
             step_ms = (time.perf_counter() - start) * 1000
         return StepReport(loss.item(), step_ms, saved.bytes, 0, 0, peak.bytes if measure_peak else None)
 
     def fixed_cost(self) -> FixedCost:
-        size = tensor_bytes(self.trainable)
-        return FixedCost(sum(p.numel() for p in self.trainable), tensor_bytes(self._persistent), size,
-                         size * self.state_per_parameter + getattr(self.optimizer, "state_bytes", lambda: 0)())
+        """As the last step held them: the model, its gradients and the optimizer's state."""
+        return FixedCost(sum(p.numel() for p in self.trainable), tensor_bytes(self._persistent), *self._held)
 
 
 def _touched_parameter_names(plan: TrainPlan) -> list[str]:
@@ -82,14 +83,14 @@ def _touched_parameter_names(plan: TrainPlan) -> list[str]:
 class _Runner:
     name: str
     step: Callable[..., StepReport]
-    fixed: FixedCost
+    cost: Callable[[], FixedCost]  # what it holds, read after its steps
     reports: list[StepReport]
 
 
 def _plan_runner(staged: StagedModel, scheme: UpdateScheme, optimizer: OptimizerConfig,
                  reference: ModelReference | None) -> tuple[_Runner, TrainPlan]:
     plan = compile_plan(staged, scheme, optimizer, reference=reference)
-    return _Runner(scheme.name, plan.step, _plan_cost(plan), []), plan
+    return _Runner(scheme.name, plan.step, lambda: _plan_cost(plan), []), plan
 
 
 def _plan_cost(plan: TrainPlan) -> FixedCost:
@@ -103,12 +104,12 @@ def _plain_runner(name: str, staged: StagedModel, names: list[str] | None, schem
                   optimizer: OptimizerConfig, reference: ModelReference | None) -> _Runner:
     """Plain training of `staged`'s module: the named parameters train, or all of them for None."""
     plain = PlainTraining(staged, names, scheme, optimizer, reference)
-    return _Runner(name, plain.step, plain.fixed_cost(), [])
+    return _Runner(name, plain.step, plain.fixed_cost, [])
 
 
 def _row(runner: _Runner, warmup: int) -> dict:
     timed = runner.reports[warmup:-1]
-    fixed = runner.fixed
+    fixed = runner.cost()
     saved = runner.reports[-2].saved_bytes
     return {"name": runner.name, "step_ms": statistics.median(r.step_ms for r in timed),
             "first_step_ms": runner.reports[0].step_ms, **asdict(fixed), "saved_bytes": saved,
@@ -147,10 +148,9 @@ def run_engine_bench(fresh: Callable[[], StagedModel], batch: torch.Tensor | lis
     for runner in runners:
         runner.reports.append(runner.step(batches[(warmup + repeats) % len(batches)], measure_peak=True,
                                           positions=positions))
-    for runner, plan in zip(runners[1:], plans.values()):
-        runner.fixed = _plan_cost(plan)
+    rows = [_row(runner, warmup) for runner in runners]  # what each held at its last step
+    for plan in plans.values():
         plan.close()
-    rows = [_row(runner, warmup) for runner in runners]
     _add_ratios(rows, naive_of)
     kinds = sorted({optimizer_of(name).kind for name in ("full", *plans)})
     shape = list(batches[0].shape) if len(batches) == 1 else f"a stream of {len(batches)} rows, loss on {positions}"

@@ -119,6 +119,13 @@ def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(sizes.values())
 
 
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the state tensors an optimizer holds now (AdamW's moments and step counts, say), plus what it keeps
+    besides (`state_bytes()`: dynamic evaluation's base weights and gradient statistics)."""
+    state = [t for entry in optimizer.state.values() for t in entry.values() if torch.is_tensor(t)]
+    return tensor_bytes(state) + getattr(optimizer, "state_bytes", lambda: 0)()
+
+
 @dataclass(frozen=True)
 class MemoryReport:
     """A plan's memory: what it holds by construction, and what its steps were measured to use.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.dyneval import ModelReference, TensorReference
-from engine.memory import MemoryReport, PeakRssGrowth, tensor_bytes
+from engine.memory import MemoryReport, PeakRssGrowth, optimizer_state_bytes, tensor_bytes
 from engine.optimizer import OptimizerConfig
 from engine.plan_forward import PlanForward
 from engine.scheme import UpdateScheme
@@ -60,6 +60,7 @@ class TrainPlan:
         self._planned_saved: dict[tuple, int] = {}
         self._last: StepReport | None = None
         self._factored_bytes = 0  # what the factored gradients held at the last step
+        self._held: tuple[int, int] | None = None  # gradient and optimizer-state bytes that existed at the last step
 
     def forget_context(self) -> None:
         """Drop the remembered context: the next step computes it again with the weights of that moment."""
@@ -94,6 +95,7 @@ class TrainPlan:
             for name, sink in self.factored.items():
                 self.trainable[name].grad = sink.dense() if sink else None
                 sink.clear()
+        self._grads_held = tensor_bytes(p.grad for p in self.trainable.values() if p.grad is not None)
         return loss.item(), saved, hits, len(inputs) - hits
 
     def _clear_gradients(self) -> None:
@@ -112,6 +114,8 @@ class TrainPlan:
             start = time.perf_counter()
             loss, saved, hits, misses = self._forward_backward(batch, sample_ids, positions, keep=True)
             self.optimizer.step()
+            factored = self._factored_bytes if self.optimizer_config.takes_factored else 0  # else densified above
+            self._held = (self._grads_held + factored, optimizer_state_bytes(self.optimizer))
             self._clear_gradients()
             for adapter in self.adapters.values():
                 adapter.write_back()
@@ -165,16 +169,20 @@ class TrainPlan:
         return self.forward.tracked_loss(inputs, targets, None, None, use_cache=False)[2]
 
     def memory(self, batch: Batch | None = None) -> MemoryReport:
-        """What the plan holds, what its last step measured, and (given a batch) the saved bytes it plans for it."""
+        """What the plan holds, what its last step measured, and (given a batch) the saved bytes it plans for it.
+        Gradients and optimizer state are the bytes of the tensors that existed at the last step (before one, what
+        the plan will hold)."""
         trainable = list(self.trainable.values())
         trainable_bytes = tensor_bytes(trainable)
+        planned = (self._gradient_bytes(), trainable_bytes * self.optimizer_config.state_per_parameter
+                   + getattr(self.optimizer, "state_bytes", lambda: 0)())
+        gradient_bytes, optimizer_bytes = self._held or planned
         return MemoryReport(
             parameter_bytes=tensor_bytes(self._persistent),
             trainable_parameters=sum(p.numel() for p in trainable),
             trainable_bytes=trainable_bytes,
-            gradient_bytes=self._gradient_bytes(),
-            optimizer_bytes=(trainable_bytes * self.optimizer_config.state_per_parameter
-                             + getattr(self.optimizer, "state_bytes", lambda: 0)()),
+            gradient_bytes=gradient_bytes,
+            optimizer_bytes=optimizer_bytes,
             cache_bytes=self.forward.cache.bytes + tensor_bytes(self.forward.held_tensors()),
             planned_saved_bytes=None if batch is None else self.planned_saved_bytes(batch),
             measured_saved_bytes=None if self._last is None else self._last.saved_bytes,

@@ -115,7 +115,7 @@ class Learner:
                 self.stats.last_general = general
             self._rounds += 1
             stream.learned_upto = stop
-            self.stats.training_bytes = plan.memory().training_bytes
+            self.stats.training_bytes, self.stats.training_mode = plan.memory().training_bytes, self.config.mode
             if reason:
                 plan.restore(snapshot)
                 # the weights the round tried were never published: its text was seen with those it started from
@@ -220,9 +220,13 @@ class Learner:
     def measured_training_bytes(self, mode: str) -> int | None:
         return self.plans.measured_training_bytes(mode)
 
-    def model_bytes(self) -> int:
-        """Bytes of the weights one model copy holds (the predictor's; the learner keeps a second one)."""
-        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+    def held_tensors(self) -> list[torch.Tensor]:
+        """The model tensors the learner holds: its copy of the model, the base weights, and what its plan adds
+        (split weights, adapters, int8 copies)."""
+        plan = self.plans.current
+        extra = [] if plan is None else [t for a in plan.adapters.values() for t in a.extra_tensors().values()]
+        extra += [] if plan is None else [t for q in plan.int8.values() for t in q.tensors()]
+        return [*self.model.parameters(), *self.model.buffers(), *self.base.values(), *extra]
 
     def close(self) -> None:
         with self._lock:

@@ -53,7 +53,8 @@ class LearnerStats:
     last_step_ms: float | None = None
     last_loss: float | None = None  # the last segment's loss, scored before it was learned
     last_general: float | None = None
-    training_bytes: int | None = None  # measured by the engine on the last step: activations + grads + optimizer
+    training_bytes: int | None = None  # measured by the running plan on its last step: activations + grads + optimizer
+    training_mode: str | None = None   # ... of this mode
 
     def counters(self) -> dict[str, int]:
         return {"rounds_accepted": self.rounds_accepted, "rounds_rolled_back": self.rounds_rolled_back,

@@ -19,6 +19,13 @@ from app.ui.widgets import BarGauge, LineChart
 MIB = 2**20
 
 
+def memory_scale(values: list[int | None]) -> float | None:
+    """One scale (MiB) for the training-memory bars, so they compare: the largest value and a quarter, rounded up to
+    a multiple of 8 MiB."""
+    known = [v for v in values if v]
+    return None if not known else 8 * -(-max(known) * 1.25 // (8 * MIB))
+
+
 class CostPanel(QGroupBox):
     def __init__(self):
         super().__init__("What it costs (measured)")
@@ -27,7 +34,7 @@ class CostPanel(QGroupBox):
         self.step_gauge = BarGauge("Last training step", "ms", 200)
         self.train_gauge = BarGauge("Training memory of this mode", "MiB", 100)
         self.full_gauge = BarGauge("Full backprop, same model", "MiB", 100)
-        self.model_gauge = BarGauge("Model memory (predictor + learner copy)", "MiB", 64)
+        self.model_gauge = BarGauge("Model memory (predictor, learner copy, base weights)", "MiB", 64)
         self.rss_gauge = BarGauge("Process memory (RSS)", "MiB", 2048)
         for gauge in (self.latency_gauge, self.step_gauge, self.train_gauge, self.full_gauge, self.model_gauge,
                       self.rss_gauge):
@@ -42,11 +49,14 @@ class CostPanel(QGroupBox):
             self.latency_gauge.set_value(latencies[-1], f"p50 {p50:.1f}, p95 {p95:.1f} ms")
         self.step_gauge.set_value(stats.last_step_ms, f"{stats.steps} steps")
         full = learner.measured_training_bytes("full")
-        mode = learner.measured_training_bytes(learner.mode)
-        scale = full / MIB if full else None
-        self.full_gauge.set_value(None if full is None else full / MIB, maximum=scale)
-        self.train_gauge.set_value(None if mode is None else mode / MIB, learner.mode, maximum=scale)
-        self.model_gauge.set_value(2 * learner.model_bytes() / MIB)
+        live = stats.training_bytes if stats.training_mode == learner.mode else None  # the running plan's last step
+        mode = live if live is not None else learner.measured_training_bytes(learner.mode)
+        scale = memory_scale([full, mode])
+        self.full_gauge.set_value(None if full is None else full / MIB, "one step on a copy", maximum=scale)
+        self.train_gauge.set_value(None if mode is None else mode / MIB,
+                                   f"{learner.mode}, {'last step' if live is not None else 'one step on a copy'}",
+                                   maximum=scale)
+        self.model_gauge.set_value(session.model_bytes() / MIB)
         rss = session.process_rss_bytes()
         self.rss_gauge.set_value(None if rss is None else rss / MIB)
 
