@@ -83,7 +83,10 @@ def test_gauges_show_what_the_session_measured(window, qtbot):
     assert window.costs.model_gauge.value == window.session.model_bytes() / MIB
     assert 3 * weights / MIB <= window.costs.model_gauge.value < 3.5 * weights / MIB  # predictor, learner, base
     assert window.costs.rss_gauge.value > 50
-    stats = window.session.stats
+    window.session.problems["learning"] = "learning paused: RuntimeError: boom"
+    window.refresh()
+    assert window.statusBar().currentMessage() == "learning paused: RuntimeError: boom"
+    del window.session.problems["learning"]
     assert (f"rounds kept {stats.rounds_accepted} · rolled back {stats.rounds_rolled_back} · "
             f"pulled back {stats.pullbacks}") in window.learning.label.text()
 
@@ -148,3 +151,4 @@ def test_replay_types_the_text_to_the_end_and_the_chart_has_points(window, qtbot
     assert len(window.learning.chart.series["suggested before typing"]) == window.typing.words >= 15
     assert window.typing.keystrokes < window.typing.characters  # suggestions were taken
     assert window.typing.hit_rate > 0 and window.learning.chart.series["keystrokes saved"][-1][1] == window.typing.points[-1].saved
+

@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self.suggestions: list[str] = []
         self.typed_word: str | None = None
         self._text = ""
+        self._status = ""
         self.typing = TypingStats()
         self.signals = SessionSignals(session)
         self.setWindowTitle("Pocket Keyboard")
@@ -225,7 +226,9 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         self.costs.refresh(self.session, self.latencies)
         self.learning.refresh(self.session, self.typing)
-        self.statusBar().showMessage(self.session.status)  # what does not work now ("learning paused: ...")
+        if self.session.status != self._status:  # what does not work now ("learning paused: ..."), kept shown
+            self._status = self.session.status
+            self.statusBar().showMessage(self._status)
 
     def closeEvent(self, event) -> None:
         self.timer.stop()

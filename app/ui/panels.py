@@ -67,6 +67,7 @@ class LearningPanel(QGroupBox):
         layout = QVBoxLayout(self)
         self.chart = LineChart("Your words: suggested before typing (last 50) · keystrokes saved")
         self.label = QLabel()
+        self.label.setWordWrap(True)  # a long summary must not widen the window past a 1280-pixel screen
         layout.addWidget(self.chart)
         layout.addWidget(self.label)
 

@@ -59,7 +59,7 @@ class LineChart(QWidget):
         super().__init__(parent)
         self.title = title
         self.series: dict[str, list[tuple[float, float]]] = {}
-        self.setMinimumHeight(150)
+        self.setMinimumHeight(110)
 
     def set_series(self, name: str, points: list[tuple[float, float]]) -> None:
         self.series[name] = points
