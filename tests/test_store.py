@@ -90,3 +90,21 @@ def test_a_second_keyboard_on_the_same_folder_is_refused_until_the_first_ends(tm
     killed.kill()
     killed.wait()
     Store(tmp_path / "b").close()  # a keyboard that died holds nothing
+
+
+def test_export_and_import_round_trip_at_the_maximum_history(tmp_path):
+    """20,000 sentences of the longest non-ASCII text a sentence may hold: escaped into the header they would be some
+    280 MB, past safetensors' 100 MB header limit; as a byte tensor the file takes what UTF-8 takes."""
+    unit = "Zażółć gęślą jaźń, 東京で会いましょう 🙂 — "
+    sentences = [f"{i} {unit * 80}"[:2000] for i in range(20_000)]
+    store = Store(tmp_path / "a")
+    store.history.replace_all(sentences, {"żółw"}, {sentences[7]})
+    store.export(tmp_path / "me.safetensors", _personal(), with_history=True)
+    assert (tmp_path / "me.safetensors").stat().st_size < 200 * 2**20
+    store.close()
+    other = Store(tmp_path / "b")
+    personal = other.import_file(tmp_path / "me.safetensors", EXPECTED, "base", "tok")
+    assert other.history.sentences() == sentences and personal.history == sentences
+    assert other.history.blocked() == {"żółw"} and other.history.rejected() == {sentences[7]}
+    assert torch.equal(personal.deltas["w"], torch.full((3, 2), 0.5))
+    other.close()

@@ -18,12 +18,11 @@ from app.typing.combiner import MixConfig
 from app.typing.predictor import PredictorConfig
 from app.typing.words import KnownWords
 from engine.quant import round_frozen_linears_to_int8
-from models.build.progress import progress
+from models.build.progress import advance_to, progress
 from models.gpt import GPT
 from models.tokenizer import BOS_ID, Tokenizer
 
 _WORKER: dict = {}
-PART_CHARS = 2000  # characters of text per job: what the progress bar counts
 
 
 @dataclass
@@ -43,8 +42,9 @@ class SystemResult:
                 "per_text_ksr": [round(r.ksr, 2) for r in self.per_text]}
 
 
-def _init_worker(model_dir: str, prior_weight: float, int8: bool) -> None:
+def _init_worker(model_dir: str, prior_weight: float, int8: bool, keystrokes) -> None:
     torch.set_num_threads(1)
+    _WORKER["keystrokes"] = keystrokes  # shared with the parent, which shows it as progress
     _WORKER["predictor"] = load_predictor(model_dir, config=PredictorConfig(mix=MixConfig(prior_weight=prior_weight)))
     _WORKER["known"] = KnownWords(frozenset(_WORKER["predictor"].index.words))  # the shipped vocabulary
     if int8:
@@ -53,9 +53,14 @@ def _init_worker(model_dir: str, prior_weight: float, int8: bool) -> None:
 
 def _simulate_worker(job: tuple[str, tuple[int, int]]) -> KsrResult:
     text, span = job
-    predictor = _WORKER["predictor"]
+    predictor, keystrokes = _WORKER["predictor"], _WORKER["keystrokes"]
     predictor.invalidate()
-    return simulate(text, lambda before: predictor.strip(before).shown, span, known=_WORKER["known"])
+
+    def suggest(before: str) -> list[str]:
+        with keystrokes.get_lock():
+            keystrokes.value += 1
+        return predictor.strip(before).shown
+    return simulate(text, suggest, span, known=_WORKER["known"])
 
 
 def _spans(text: str, parts: int) -> list[tuple[int, int]]:
@@ -66,26 +71,32 @@ def _spans(text: str, parts: int) -> list[tuple[int, int]]:
 
 def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float, int8: bool = False,
                   desc: str = "eval") -> list[KsrResult]:
-    """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers, with a progress bar.
+    """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers, with a progress bar
+    of the keystrokes typed.
 
     `int8`: Linear weights rounded as the engine's int8 option holds frozen ones.
 
-    Texts are cut into parts of about `PART_CHARS` (and into at least as many as there are workers); each part's words
-    are typed after all the text before them, so parts add up exactly.
+    A text is cut into parts when there are fewer texts than workers. Each part's words are typed after all the text
+    before them, but the model window's cut is kept while a text grows, so how texts are cut can move the figures by
+    a few hundredths: the cut depends on the texts and the workers alone.
     """
+    parts = max(1, -(-processes // len(texts))) if texts else 1
     jobs, owner = [], []
     for i, item in enumerate(texts):
-        parts = max(-(-processes // len(texts)), -(-len(item.text) // PART_CHARS), 1)
         for span in _spans(item.text, parts):
             jobs.append((item.text, span))
             owner.append(i)
     ctx = mp.get_context("spawn")
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight, int8)) as pool, \
-            progress(len(jobs), desc, "part") as bar:
-        pieces = []
-        for piece in pool.imap(_simulate_worker, jobs, chunksize=1):
-            pieces.append(piece)
-            bar.update(1)
+    keystrokes = ctx.Value("q", 0)
+    total = sum(b - a for _, (a, b) in jobs)  # about a keystroke a character
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight, int8, keystrokes)) as pool, \
+            progress(total, desc, "key") as bar:
+        running = pool.map_async(_simulate_worker, jobs, chunksize=1)
+        while not running.ready():
+            running.wait(1.0)
+            advance_to(bar, min(keystrokes.value, total))
+        advance_to(bar, total)
+        pieces = running.get()
     results = [KsrResult() for _ in texts]
     for i, piece in zip(owner, pieces):
         results[i].add(piece)

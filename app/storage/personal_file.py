@@ -1,4 +1,5 @@
-"""The personal-model file: trained-tensor deltas as safetensors, metadata (and optionally history) in its header.
+"""The personal-model file: trained-tensor deltas as safetensors, metadata in its header, and optionally the history
+as a UTF-8 JSON byte tensor (safetensors refuses headers over 100 MB; 20,000 long non-ASCII sentences exceed that).
 
 Reading one checks everything before anything is used and never unpickles; problems raise `PersonalFileError`.
 """
@@ -20,6 +21,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_HISTORY_SENTENCES = 100_000
 MAX_SENTENCE_CHARS = 2000
 MAX_ABS_DELTA = 1e3
+HISTORY_TENSOR = "__history__"  # no parameter is named so
 
 
 class PersonalFileError(ValueError):
@@ -49,10 +51,12 @@ class PersonalModel:
 
 def to_bytes(personal: PersonalModel) -> bytes:
     header = {"pocketkb": json.dumps(asdict(personal.meta))}
+    tensors = dict(personal.deltas)
     if personal.history is not None:
-        header["history"] = json.dumps({"sentences": personal.history, "blocked": personal.blocked or [],
-                                        "rejected": personal.rejected or []})
-    return tensors_to_bytes(personal.deltas, metadata=header)
+        history = json.dumps({"sentences": personal.history, "blocked": personal.blocked or [],
+                              "rejected": personal.rejected or []}, ensure_ascii=False).encode("utf-8")
+        tensors[HISTORY_TENSOR] = torch.frombuffer(bytearray(history), dtype=torch.uint8)
+    return tensors_to_bytes(tensors, metadata=header)
 
 
 def write(path: str | Path, personal: PersonalModel) -> None:
@@ -82,8 +86,9 @@ def parse(data: bytes, expected: dict[str, torch.Tensor], base_sha256: str, toke
         tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
         raise PersonalFileError(f"{name} is damaged: its tensors cannot be read ({err})") from None
+    history = tensors.pop(HISTORY_TENSOR, None)
     _check_tensors(tensors, expected, name)
-    return PersonalModel(meta, tensors, *_history(header, name))
+    return PersonalModel(meta, tensors, *_history(header, history, name))
 
 
 def _header(data: bytes, name: str) -> dict:
@@ -139,8 +144,17 @@ def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.T
             raise PersonalFileError(f"{name}: tensor {key!r} holds implausibly large values")
 
 
-def _history(header: dict, name: str) -> tuple[list[str] | None, list[str] | None, list[str] | None]:
-    """The sentences, blocked words and turned-down sentences (files from before these were kept have none)."""
+def _history(header: dict, stored: torch.Tensor | None, name: str
+             ) -> tuple[list[str] | None, list[str] | None, list[str] | None]:
+    """The sentences, blocked words and turned-down sentences: from the history tensor, or from the header where
+    files before it kept them (files without a history have none)."""
+    if stored is not None:
+        if stored.dtype != torch.uint8 or stored.dim() != 1:
+            raise PersonalFileError(f"{name} has a damaged history")
+        try:
+            header = {"history": bytes(stored.numpy()).decode("utf-8")}
+        except UnicodeDecodeError:
+            raise PersonalFileError(f"{name} has a damaged history") from None
     if "history" not in header:
         return None, None, None
     try:
