@@ -15,7 +15,6 @@ import torch
 
 from app.learning.learner import Learner
 from app.learning.settings import LearnerConfig, LearnerStats, RoundResult
-from app.learning.modes import MODES
 from app.learning.worker import LearnerWorker
 from app.storage.personal_file import PersonalModel
 from app.typing.predictor import Predictor, Strip
@@ -36,7 +35,7 @@ class SessionConfig:
     background: bool = True          # learn in a worker thread (the app); False: right away, in the caller's
     save_seconds: float = 20.0       # the personal model is written at most this often while learning
     autosave: bool = True
-    measure_costs: bool = False      # the worker first measures every mode's training memory (for the gauges)
+    measure_costs: bool = False      # the worker measures the training memory of the mode and of full (the gauges)
     trim_seconds: float = 10.0       # when learning pauses, freed heap goes back to the system at most this often
     learned_word_stats: float = 0.5  # share of the user's word statistics in suggestions once the personal model
                                      # has learned: it gives the user's words more itself, and two boosts of the
@@ -66,8 +65,10 @@ class Session:
         self.listeners: list[Callable[[RoundResult | None], None]] = []  # called after each round, in its thread
         self.problems: dict[str, str] = {}  # what does not work right now, by part ("learning", "history")
         self.log_path = log_to_file(self.config.log_dir)
-        self.measure_modes = MODES if self.config.measure_costs else ()
         self._load_saved()
+        # the gauges compare the mode's training memory with full backprop's: those two are measured at start,
+        # another mode's when the user switches to it
+        self.measure_modes = tuple(dict.fromkeys((self.learner.mode, "full"))) if self.config.measure_costs else ()
         self.worker = LearnerWorker(self.learner, self.learn_round, self.notify, self.measure_modes,
                                     self.config.trim_seconds, self._learning_failed) if self.config.background else None
 
@@ -213,6 +214,8 @@ class Session:
     def set_mode(self, mode: str) -> None:
         self.learner.set_mode(mode)
         self._dirty = True
+        if self.worker is not None and self.config.measure_costs:
+            self.worker.measure(mode)
 
     def block(self, word: str) -> None:
         """Never suggest `word` again (what was typed stays in history)."""

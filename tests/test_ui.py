@@ -93,12 +93,18 @@ def test_gauges_show_what_the_session_measured(window, qtbot):
 
 def test_mode_switch_changes_the_plan_and_the_memory_gauge(window, qtbot):
     learner = window.session.learner
-    qtbot.waitUntil(lambda: learner.measured_training_bytes("lora") is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: learner.measured_training_bytes("full") is not None, timeout=60_000)
+    assert learner.measured_training_bytes("lora") is None  # measured when chosen, not at start
+    window.refresh()
     sparse = window.costs.train_gauge.value
+    window.mode_box.setCurrentText("lora")
+    qtbot.waitUntil(lambda: learner.measured_training_bytes("lora") is not None, timeout=60_000)
+    window.refresh()
+    assert learner.mode == "lora" and window.costs.train_gauge.value == learner.measured_training_bytes("lora") / MIB
+    assert window.costs.train_gauge.value != sparse
     window.mode_box.setCurrentText("full")
     window.refresh()
     assert learner.mode == "full" and window.costs.train_gauge.value == learner.measured_training_bytes("full") / MIB
-    assert window.costs.train_gauge.value != sparse
     qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
     qtbot.waitUntil(lambda: window.session.stats.steps > 0, timeout=30_000)
     assert learner.plans.current.scheme.name == "full"

@@ -26,7 +26,7 @@ class LearnerWorker:
         map_large_blocks()  # the learner allocates and frees large tensors all day
         self.learner, self.learn_round, self.notify, self.failed = learner, learn_round, notify, failed
         self.paused: str | None = None  # why learning stopped, after an error in a round
-        self.measure_modes, self.trim_seconds = measure_modes, trim_seconds
+        self.measure_modes, self.trim_seconds = list(measure_modes), trim_seconds  # costs still to measure
         self._wake = threading.Event()
         self._stop = False
         self.busy = False
@@ -51,19 +51,28 @@ class LearnerWorker:
     def _rounds(self) -> None:
         torch.set_num_threads(1)
         preload_optimizer()
-        for mode in self.measure_modes:  # the gauges' training-memory figures, measured once
-            if self._stop:
-                return
-            self.learner.measure_training_bytes(mode)
-            self.notify(None)
         while not self._stop:
+            self._measure()
             self._wake.wait()
             self._wake.clear()
+            self._measure()
             while not self._stop and self.learner.pending():
                 self.busy = True
                 self.learn_round()
             self._trim()
             self.busy = False
+
+    def measure(self, mode: str) -> None:
+        """Measure `mode`'s training memory (one step on a copy of the base) when the thread is next free."""
+        self.measure_modes.append(mode)
+        self.wake()
+
+    def _measure(self) -> None:
+        """The gauges' training-memory figures still to measure, each once; the heap the steps used goes back."""
+        while self.measure_modes and not self._stop:
+            self.learner.measure_training_bytes(self.measure_modes.pop(0))
+            release_free_heap()
+            self.notify(None)
 
     def _trim(self) -> None:
         """Rounds allocate and free tensors of many sizes; without this the heap only grows over a day of typing."""
