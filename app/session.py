@@ -4,9 +4,7 @@ The app, the terminal and the replay benchmark all type through this one class, 
 """
 from __future__ import annotations
 
-import os
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +16,7 @@ from app.learning.settings import LearnerConfig, LearnerStats, RoundResult
 from app.learning.worker import LearnerWorker
 from app.storage.personal_file import PersonalModel
 from app.typing.predictor import Predictor, Strip
-from app.typing.sentences import finished_sentences
+from app.typing.sentences import NewSentences
 from app.storage.history import HistoryError
 from app.storage.logs import log_to_file
 from app.storage.store import Store, new_meta
@@ -57,9 +55,7 @@ class Session:
                                known=self._known_word if predictor.prior is not None else None)
         self.learner.stream.max_sentences = store.history.max_sentences
         self.meta = new_meta(self.base_sha256, self.tokenizer_sha256, self.learner.mode)
-        self._done_upto = 0
-        self._done_text = ""  # the text up to the end of its last finished sentence, as last seen
-        self._deleted: Counter[str] = Counter()  # recorded sentences the user deleted since
+        self._finished = NewSentences()
         self._last_save = time.monotonic()
         self._dirty = False
         self.listeners: list[Callable[[RoundResult | None], None]] = []  # called after each round, in its thread
@@ -121,26 +117,9 @@ class Session:
         return self.strip(text).words
 
     def text_changed(self, text: str) -> list[str]:
-        """The whole text as it now stands; sentences finished since the last call are recorded and learned.
-
-        Sentences deleted by an edit are remembered: typed again in their place, they are not recorded or learned a
-        second time. The memory ends with the edit: at the first other sentence, or when the text is cleared (a new
-        document, where the same words are new text)."""
-        if not text:
-            self._deleted.clear()
-        elif not text.startswith(self._done_text):  # the user deleted or edited earlier text
-            kept = len(os.path.commonprefix([text, self._done_text]))
-            _, self._done_upto = finished_sentences(self._done_text[:kept], 0)
-            self._deleted += Counter(finished_sentences(self._done_text, self._done_upto)[0])
-        found, self._done_upto = finished_sentences(text, self._done_upto)
-        self._done_text = text[:self._done_upto]
-        sentences = []
-        for sentence in found:
-            if self._deleted[sentence] > 0:
-                self._deleted[sentence] -= 1
-            else:
-                self._deleted.clear()
-                sentences.append(sentence)
+        """The whole text as it now stands; sentences finished since the last call are recorded and learned (one
+        deleted by an edit and typed again in its place, not a second time: `NewSentences`)."""
+        sentences = self._finished.update(text)
         self.commit_sentences(sentences)
         return sentences
 

@@ -57,7 +57,6 @@ class TrainPlan:
                             *(t for q in selection.int8.values() for t in q.tensors())]
         self.forward = PlanForward(staged, scheme, selection.cut, selection.slice_at, cache_bytes, self._persistent)
         self.optimizer = self._build_optimizer()
-        self._planned_saved: dict[tuple, int] = {}
         self._last: StepReport | None = None
         self._factored_bytes = 0  # what the factored gradients held at the last step
         self._held: tuple[int, int] | None = None  # gradient and optimizer-state bytes that existed at the last step
@@ -155,19 +154,6 @@ class TrainPlan:
         return [self.staged.loss(x[i:i + 1], targets[i:i + 1]).item() for i in range(len(inputs))]
 
     # --- reporting and restoring -----------------------------------------------------------------------------
-    def planned_saved_bytes(self, batch: Batch) -> int:
-        """Bytes saved for backward, planned per batch shape: forwards of one and of two samples are traced,
-        and the per-sample and fixed parts they show are scaled to the batch size."""
-        inputs, targets = self.staged.split_batch(batch)
-        shape = (tuple(inputs.shape), tuple(targets.shape))
-        if shape not in self._planned_saved:
-            one, two = (self._traced_saved_bytes(inputs[:n], targets[:n]) for n in (1, 2))
-            self._planned_saved[shape] = one + (two - one) * (len(inputs) - 1)
-        return self._planned_saved[shape]
-
-    def _traced_saved_bytes(self, inputs: torch.Tensor, targets: torch.Tensor) -> int:
-        return self.forward.tracked_loss(inputs, targets, None, None, use_cache=False)[2]
-
     def memory(self, batch: Batch | None = None) -> MemoryReport:
         """What the plan holds, what its last step measured, and (given a batch) the saved bytes it plans for it.
         Gradients and optimizer state are the bytes of the tensors that existed at the last step (before one, what
@@ -184,7 +170,7 @@ class TrainPlan:
             gradient_bytes=gradient_bytes,
             optimizer_bytes=optimizer_bytes,
             cache_bytes=self.forward.cache.bytes + tensor_bytes(self.forward.held_tensors()),
-            planned_saved_bytes=None if batch is None else self.planned_saved_bytes(batch),
+            planned_saved_bytes=None if batch is None else self.forward.planned_saved_bytes(batch),
             measured_saved_bytes=None if self._last is None else self._last.saved_bytes,
             peak_rss_growth=None if self._last is None else self._last.peak_rss_growth,
         )

@@ -12,7 +12,7 @@ import torch
 from engine.memory import SavedTensorCounter
 from engine.prefix_cache import PrefixCache, sample_key
 from engine.scheme import UpdateScheme
-from engine.staged import StagedModel
+from engine.staged import Batch, StagedModel
 
 
 class _Remembered(NamedTuple):
@@ -39,6 +39,7 @@ class PlanForward:
         self._persistent = persistent
         self._weights = [*staged.module.parameters(), *staged.module.buffers()]
         self._memory: _Remembered | None = None
+        self._planned_saved: dict[tuple, int] = {}
 
     def loss_positions(self, targets: torch.Tensor, positions: int | None = None) -> int | None:
         """How many newest positions the loss covers: `positions` if given, else the scheme's share (None: all)."""
@@ -148,3 +149,16 @@ class PlanForward:
         with SavedTensorCounter([*self._persistent, *memory_tensors(memory)]) as saved:
             loss, hits = self.loss(inputs, targets, sample_ids, use_cache, positions, memory)
         return loss, hits, saved.bytes
+
+    def planned_saved_bytes(self, batch: Batch) -> int:
+        """Bytes saved for backward, planned per batch shape: forwards of one and of two samples are traced,
+        and the per-sample and fixed parts they show are scaled to the batch size."""
+        inputs, targets = self.staged.split_batch(batch)
+        shape = (tuple(inputs.shape), tuple(targets.shape))
+        if shape not in self._planned_saved:
+            one, two = (self._traced_saved_bytes(inputs[:n], targets[:n]) for n in (1, 2))
+            self._planned_saved[shape] = one + (two - one) * (len(inputs) - 1)
+        return self._planned_saved[shape]
+
+    def _traced_saved_bytes(self, inputs: torch.Tensor, targets: torch.Tensor) -> int:
+        return self.tracked_loss(inputs, targets, None, None, use_cache=False)[2]

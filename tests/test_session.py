@@ -141,6 +141,7 @@ def test_kill_and_restart_keeps_the_last_saved_state(learned, tmp_path):
     for s in sentences(10, seed=5):
         learned.commit_sentences([s])  # learned after the save, then the process dies without closing
     (learned.store.folder / ".personal.safetensors.123.tmp").write_bytes(b"half a write")
+    learned.store._lock.close()  # the process died: the system drops its lock on the folder
     restarted = open_session(learned.store.folder)
     restarted.predictor.config.mix.cache = NO_CACHE
     assert len(restarted.store.history.sentences()) == 40
@@ -328,6 +329,7 @@ def test_a_rolled_back_burst_stays_out_after_a_restart_and_an_export_and_import(
     junk = {w.strip(".") for s in burst for w in s.split()}
     learned.export(tmp_path / "me.pkb", with_history=True)
     learned.save()
+    learned.close()  # the restart below takes the folder over
     for session in (open_session(learned.store.folder), open_session(tmp_path / "other")):
         if session.store.folder != learned.store.folder:
             session.import_file(tmp_path / "me.pkb")
