@@ -147,6 +147,11 @@ def test_build_prior_writes_a_prior_that_loads(tmp_path, capsys):
     prior = WordPrior.load(out)
     assert prior.candidates(("thank", "you", "very"), "", 1)[0] == "much"
     assert main(["build-prior", "--corpus", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    pruned = tmp_path / "pruned.npz"  # n-grams seen under 100 times left out: fewer kept
+    assert main(["build-prior", "--corpus", str(text), "--out", str(pruned), "--min-counts", "100", "100", "100"]) == 0
+    assert sum(len(level.next) for level in WordPrior.load(pruned).t.levels) < sum(len(lv.next) for lv in prior.t.levels)
+    assert main(["build-prior", "--corpus", str(text), "--out", str(pruned), "--min-counts", "2"]) == 2
+    assert "order - 1 minimum counts" in capsys.readouterr().err
 
 
 def test_python_dash_m_app_runs_the_cli_and_tells_its_version():

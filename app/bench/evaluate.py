@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +19,7 @@ from app.typing.combiner import MixConfig
 from app.typing.predictor import PredictorConfig
 from app.typing.words import KnownWords
 from engine.quant import round_frozen_linears_to_int8
+from models import PRIOR_PATH
 from models.build.progress import advance_to, progress
 from models.gpt import GPT
 from models.tokenizer import BOS_ID, Tokenizer
@@ -42,10 +44,11 @@ class SystemResult:
                 "per_text_ksr": [round(r.ksr, 2) for r in self.per_text]}
 
 
-def _init_worker(model_dir: str, prior_weight: float, int8: bool, keystrokes) -> None:
+def _init_worker(model_dir: str, prior_path: str, prior_weight: float, int8: bool, keystrokes) -> None:
     torch.set_num_threads(1)
     _WORKER["keystrokes"] = keystrokes  # shared with the parent, which shows it as progress
-    _WORKER["predictor"] = load_predictor(model_dir, config=PredictorConfig(mix=MixConfig(prior_weight=prior_weight)))
+    config = PredictorConfig(mix=MixConfig(prior_weight=prior_weight))
+    _WORKER["predictor"] = load_predictor(model_dir, config=config, prior_path=prior_path)
     _WORKER["known"] = KnownWords(frozenset(_WORKER["predictor"].index.words))  # the shipped vocabulary
     if int8:
         round_frozen_linears_to_int8(_WORKER["predictor"].model)
@@ -70,6 +73,7 @@ def _spans(text: str, parts: int) -> list[tuple[int, int]]:
 
 
 def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float, int8: bool = False,
+                  prior_path: str | Path = PRIOR_PATH,
                   desc: str = "eval") -> list[KsrResult]:
     """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers, with a progress bar
     of the keystrokes typed.
@@ -89,7 +93,7 @@ def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_w
     ctx = mp.get_context("spawn")
     keystrokes = ctx.Value("q", 0)
     total = sum(b - a for _, (a, b) in jobs)  # about a keystroke a character
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, prior_weight, int8, keystrokes)) as pool, \
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, str(prior_path), prior_weight, int8, keystrokes)) as pool, \
             progress(total, desc, "key") as bar:
         running = pool.map_async(_simulate_worker, jobs, chunksize=1)
         while not running.ready():

@@ -41,8 +41,8 @@ def _cmd_build_prior(args: argparse.Namespace) -> int:
     missing = [c for c in args.corpus if not Path(c).exists()]
     if missing:
         return fail(f"no such corpus file: {missing[0]}")
-    config = PriorConfig(max_words=args.max_words)
     try:
+        config = PriorConfig(max_words=args.max_words, min_counts=tuple(args.min_counts))
         tables = build_prior(args.corpus, args.out, lower_words, config)
     except ValueError as e:
         return fail(str(e))
@@ -124,6 +124,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", nargs="+", required=True, help="the pretraining corpus files")
     p.add_argument("--out", default=str(PRIOR_PATH))
     p.add_argument("--max-words", type=int, default=60_000)
+    p.add_argument("--min-counts", type=int, nargs="+", default=[1, 2, 2],
+                   help="a 2-, 3-, 4-gram is kept if seen at least this often")
     p.set_defaults(func=_cmd_build_prior)
 
     p = sub.add_parser("grad-stats", help="mean squared gradients of the model on pretraining text, "

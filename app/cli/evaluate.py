@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from app.cli.common import PRESAGE_DB, STOCK_PRESAGE_DB, fail
+from models import PRIOR_PATH
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -20,12 +21,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     texts = read_eval_texts(args.file, args.chars, args.skip + args.users)[args.skip:]
     chars = sum(len(t.text) for t in texts)
     print(f"evaluating on {len(texts)} text(s), {chars:,} characters")
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, prior_path=args.prior)
     weight = predictor.config.mix.prior_weight
     runs = [("pocketkb neural LM alone", 0.0, False), ("pocketkb LM + count prior", weight, False)]
     if args.int8:
         runs.append(("pocketkb LM + prior, int8 Linears", weight, True))
-    systems = [SystemResult(name, run_predictor(texts, args.model, args.processes, prior, int8, desc=name))
+    systems = [SystemResult(name, run_predictor(texts, args.model, args.processes, prior, int8, args.prior,
+                                                  desc=name))
                for name, prior, int8 in runs]
     systems += _presage_systems(texts, args, frozenset(predictor.index.words))
     rows = [s.to_dict() for s in systems]
@@ -97,6 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--presage-db", default=str(PRESAGE_DB), help="Presage database built from our pretraining text")
     p.add_argument("--no-presage", action="store_true", help="leave Presage out")
     p.add_argument("--int8", action="store_true", help="also with Linear weights rounded to int8 (engine option)")
+    p.add_argument("--prior", default=str(PRIOR_PATH), help="count prior to mix in (default: the shipped one)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("simulate", help="replay users' posts through the learner, per update mode, beside Presage")
