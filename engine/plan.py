@@ -61,6 +61,11 @@ class TrainPlan:
         self._factored_bytes = 0  # what the factored gradients held at the last step
         self._held: tuple[int, int] | None = None  # gradient and optimizer-state bytes that existed at the last step
 
+    def held_tensors(self) -> list[torch.Tensor]:
+        """The tensors the plan keeps between steps: the module's, the trained ones, and split weights, adapters and
+        int8 copies."""
+        return list(self._persistent)
+
     def forget_context(self) -> None:
         """Drop the remembered context: the next step computes it again with the weights of that moment."""
         self.forward.forget_context()

@@ -224,9 +224,8 @@ class Learner:
         """The model tensors the learner holds: its copy of the model, the base weights, and what its plan adds
         (split weights, adapters, int8 copies)."""
         plan = self.plans.current
-        extra = [] if plan is None else [t for a in plan.adapters.values() for t in a.extra_tensors().values()]
-        extra += [] if plan is None else [t for q in plan.int8.values() for t in q.tensors()]
-        return [*self.model.parameters(), *self.model.buffers(), *self.base.values(), *extra]
+        model = [*self.model.parameters(), *self.model.buffers()] if plan is None else plan.held_tensors()
+        return [*model, *self.base.values()]
 
     def close(self) -> None:
         with self._lock:

@@ -36,8 +36,7 @@ class Combiner:
 
     def values(self, mass: dict[str, float], query: Query, followers: Iterable[str] = ()) -> dict[str, float]:
         """Each word's value (lower case): over the words of `mass` (the model's probability), the user's followers
-        and the prior's likeliest."""
-        self.refresh()
+        and the prior's likeliest. (`WordSearch.run` refreshes the user's weights once per keystroke.)"""
         scores = dict(mass)
         for word in followers:
             scores.setdefault(word, 0.0)
