@@ -33,7 +33,7 @@ class SessionConfig:
     background: bool = True          # learn in a worker thread (the app); False: right away, in the caller's
     save_seconds: float = 20.0       # the personal model is written at most this often while learning
     autosave: bool = True
-    measure_costs: bool = False      # the worker measures the training memory of the mode and of full (the gauges)
+    measure_costs: bool = False      # full backprop's training memory is measured for the gauges once learning starts
     trim_seconds: float = 10.0       # when learning pauses, freed heap goes back to the system at most this often
     learned_word_stats: float = 0.5  # share of the user's word statistics in suggestions once the personal model
                                      # has learned: it gives the user's words more itself, and two boosts of the
@@ -62,9 +62,9 @@ class Session:
         self.problems: dict[str, str] = {}  # what does not work right now, by part ("learning", "history")
         self.log_path = log_to_file(self.config.log_dir)
         self._load_saved()
-        # the gauges compare the mode's training memory with full backprop's: those two are measured at start,
-        # another mode's when the user switches to it
-        self.measure_modes = tuple(dict.fromkeys((self.learner.mode, "full"))) if self.config.measure_costs else ()
+        # the gauges compare the running plan's training memory with full backprop's, measured after the first
+        # learning round; a mode's own figure (one step on a copy) when the user switches to it
+        self.measure_modes = ("full",) if self.config.measure_costs else ()
         self.worker = LearnerWorker(self.learner, self.learn_round, self.notify, self.measure_modes,
                                     self.config.trim_seconds, self._learning_failed) if self.config.background else None
 

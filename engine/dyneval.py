@@ -1,4 +1,4 @@
-"""Dynamic evaluation's update rule (Krause et al. 2018, section 5) as a torch optimizer: plain SGD on each gradient
+"""Dynamic evaluation's update rule (Krause et al. 2018, section 5) as an optimizer: plain SGD on each gradient
 divided by its RMS on general text, plus a decay toward the base weights scaled by that RMS.
 
 A matrix's RMS is factored (Adafactor): a row factor times a column factor, each floored by ε. So a step scales the
@@ -51,12 +51,15 @@ class TensorReference:
         return 2 * sum(t.numel() * t.element_size() for t in (self.rows, self.cols) if t is not None)
 
 
-class DynamicEvalSGD(torch.optim.Optimizer):
+class DynamicEvalSGD:
     """θ ← θ − lr · g / RMS_ε, then θ ← θ + (1 − (1 − λ)^(RMS / mean RMS)) · (θ_base − θ); no momentum.
 
     RMS_ε is RMS + ε for a vector and (row factor + ε_row)(column factor + ε_column) for a matrix, ε being
     `eps_share` of the mean RMS (of each factor's mean for a matrix). The decay is Krause's λ · RMS / mean RMS to
     first order, and stays within [0, 1]: λ = 1 puts every tensor back on its base value exactly.
+
+    Duck-typed like a torch optimizer (`param_groups`, `state`, `step`, `zero_grad`) but not one: constructing a
+    `torch.optim.Optimizer` imports torch's compiler stack, which adds about 80 MiB to the keyboard's memory.
     """
 
     def __init__(self, params: list[torch.Tensor], references: list[TensorReference], lr: float, decay: float,
@@ -67,7 +70,8 @@ class DynamicEvalSGD(torch.optim.Optimizer):
         for p, ref in zip(params, references):
             if ref.base.shape != p.shape:
                 raise ValueError(f"base value of shape {tuple(ref.base.shape)} for a tensor of {tuple(p.shape)}")
-        super().__init__(params, {"lr": lr, "decay": decay})
+        self.param_groups = [{"params": list(params), "lr": lr, "decay": decay}]
+        self.state: dict = {}  # no per-parameter state: the statistics are the references'
         self.references = {id(p): ref for p, ref in zip(params, references)}
         self.factored = factored or {}  # by id(p): a gradient kept factored, scaled in its parts here
         self.scales = {id(p): s for p, s in zip(params, scales or [1.0] * len(params))}  # multiples of lr
@@ -83,8 +87,15 @@ class DynamicEvalSGD(torch.optim.Optimizer):
             return 1.0 / (row + self.eps), None
         return 1.0 / (row + eps_share * row.mean()), 1.0 / (col + eps_share * col.mean())
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.param_groups[0]["params"]:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self) -> None:
         for group in self.param_groups:
             lr, decay = group["lr"], group["decay"]
             for p in group["params"]:

@@ -15,8 +15,8 @@ from engine.factored import FactoredGradient
 
 
 def preload() -> None:
-    """Build a throwaway optimizer: the first one imports torch's compiler stack (about a second), which would
-    otherwise land in the first training step after start."""
+    """Build a throwaway torch optimizer: the first one imports torch's compiler stack (about a second and 80 MiB),
+    which would otherwise land in the first AdamW or SGD step timed (dynamic evaluation's optimizer needs none)."""
     torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
 
@@ -41,7 +41,7 @@ class OptimizerConfig:
 
     def build(self, params: Iterable[torch.Tensor], references: list[TensorReference] | None = None,
               factored: dict[int, FactoredGradient] | None = None, scales: list[float] | None = None
-              ) -> torch.optim.Optimizer:
+              ) -> torch.optim.Optimizer | DynamicEvalSGD:
         """`references` (dyneval only): each tensor's base value and gradient statistics, in the order of `params`;
         `factored` (dyneval only): gradients kept factored, by the id of their tensor; `scales`: each tensor's
         multiple of the learning rate (default 1)."""

@@ -1,65 +1,15 @@
 """A compact count-based word prior: interpolated Kneser-Ney over pruned 1-4-gram counts of the pretraining text,
-with prefix lookups in sorted arrays (saved as npz, no pickle). `models.build.prior` builds it.
+with prefix lookups in sorted arrays (`models.prior_tables`). `models.build.prior` builds it.
 """
 from __future__ import annotations
 
 import bisect
-import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from models.safe_io import atomic_write_bytes
-
-LEVEL_FIELDS = ("keys", "offsets", "next", "count", "total", "backoff", "discounts")
-
-
-@dataclass
-class ContextLevel:
-    """Every kept context of one length: `keys` are the contexts' word ids packed in base V, sorted; context i's
-    continuations are next/count[offsets[i]:offsets[i + 1]], sorted by word id. `total` and `backoff` (the
-    discounts taken from the context's counts) hold every count before pruning, unknown words included, so
-    pruned continuations keep their share. `discounts` are taken from counts of 1, 2 and 3 or more
-    (modified Kneser-Ney, Chen & Goodman 1998)."""
-
-    keys: np.ndarray
-    offsets: np.ndarray
-    next: np.ndarray
-    count: np.ndarray
-    total: np.ndarray
-    backoff: np.ndarray
-    discounts: np.ndarray
-
-
-@dataclass
-class PriorTables:
-    """Word ids are positions in `words`, which is sorted, so a typed prefix is a range of ids."""
-
-    words: list[str]
-    unigram: np.ndarray          # Kneser-Ney continuation count per word: after how many distinct words it came
-    levels: list[ContextLevel]   # contexts of 1, 2, ... words
-
-    def save(self, path: str | Path) -> None:
-        arrays = {"unigram": self.unigram,
-                  "words": np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)}
-        for n, level in enumerate(self.levels, start=1):
-            arrays.update({f"context{n}_{name}": getattr(level, name) for name in LEVEL_FIELDS})
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        atomic_write_bytes(path, buffer.getvalue())
-
-    @classmethod
-    def load(cls, path: str | Path) -> "PriorTables":
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        levels = []
-        while f"context{len(levels) + 1}_keys" in arrays:
-            n = len(levels) + 1
-            levels.append(ContextLevel(**{name: arrays[f"context{n}_{name}"] for name in LEVEL_FIELDS}))
-        words = arrays["words"].tobytes().decode("utf-8").split("\n")
-        return cls(words=words, unigram=arrays["unigram"], levels=levels)
+from models.prior_tables import ContextLevel, PriorTables
 
 
 class WordPrior:
@@ -67,17 +17,24 @@ class WordPrior:
 
     def __init__(self, tables: PriorTables):
         self.t = tables
-        self.index = {w: i for i, w in enumerate(tables.words)}
         self.total = float(tables.unigram.sum())
         self.V = np.int64(len(tables.words))
         self.order = len(tables.levels) + 1
 
     @classmethod
-    def load(cls, path: str | Path) -> "WordPrior":
-        return cls(PriorTables.load(path))
+    def load(cls, path: str | Path, cache_dir: str | Path | None = None) -> "WordPrior":
+        """The prior in `path` (with `cache_dir`, its arrays memory-mapped from there: `PriorTables.load`)."""
+        return cls(PriorTables.load(path, cache_dir))
+
+    def __contains__(self, word: str) -> bool:
+        """Whether the prior knows `word` (any case)."""
+        return self._id(word) >= 0
 
     def _id(self, word: str) -> int:
-        return self.index.get(word.lower(), -1)
+        """The word's id (a position in the sorted words: no dictionary of 60,000 strings held), -1 if unknown."""
+        word = word.lower()
+        i = bisect.bisect_left(self.t.words, word)
+        return i if i < len(self.t.words) and self.t.words[i] == word else -1
 
     def _prefix_range(self, prefix: str) -> tuple[int, int]:
         prefix = prefix.lower()
@@ -141,6 +98,8 @@ class WordPrior:
 def _top(ids: np.ndarray, counts: np.ndarray, k: int) -> list[int]:
     if len(ids) == 0:
         return []
+    if counts.dtype.itemsize < 4:  # ranked as 32-bit counts whatever width they are stored in: numpy partitions
+        counts = counts.astype(np.int32)  # each width its own way, and words of equal count would come out otherwise
     if len(ids) > k:
         part = np.argpartition(-counts, k - 1)[:k]
         part = part[np.argsort(-counts[part], kind="stable")]

@@ -131,3 +131,23 @@ def test_factored_parts_that_would_outgrow_the_matrix_are_summed_into_it():
     expected.index_add_(0, ids, grads)
     torch.testing.assert_close(sink.dense(), expected)
     torch.testing.assert_close(sink.block(2, 6), expected[2:6])
+
+
+def test_a_dynamic_evaluation_step_does_not_load_torchs_compiler_stack():
+    """A torch.optim.Optimizer would import torch._dynamo (about 80 MiB of the keyboard's memory) when built."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+from engine.dyneval import DynamicEvalSGD, TensorReference
+p = torch.nn.Parameter(torch.zeros(3, 2))
+opt = DynamicEvalSGD([p], [TensorReference(torch.zeros(3, 2), torch.ones(3), torch.ones(2))], lr=0.1, decay=0.5)
+p.grad = torch.ones(3, 2)
+opt.step()
+opt.zero_grad()
+assert p.grad is None and p.detach().abs().sum() > 0
+print("torch._dynamo" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -36,7 +36,7 @@ def test_up_to_three_distinct_known_completions_of_the_prefix(shipped_predictor,
     assert len({s.lower() for s in suggestions}) == len(suggestions) <= 3
     for s in suggestions:
         assert s.lower().startswith(state.prefix.lower()) and s.lower() != state.prefix.lower()
-        assert s.lower() in shipped_predictor.prior.index
+        assert s.lower() in shipped_predictor.prior
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t ", "😀", "I love 😀", "\x00\x01\x1b[2J", "مرحبا بك",
@@ -91,7 +91,7 @@ def test_blocked_word_is_never_suggested(shipped_predictor):
 def test_invented_spellings_give_way_to_known_words(shipped_predictor):
     for text in ["Thank you ve", "I went to the st", "Have a nice da"]:
         for word in shipped_predictor.suggest(text):
-            assert word.lower() in shipped_predictor.prior.index, (text, word)
+            assert word.lower() in shipped_predictor.prior, (text, word)
 
 
 @pytest.mark.parametrize("context, word, invented", [("Thank you ", "very", "veryng"), ("That is ", "also", "alsoity"),
@@ -122,7 +122,7 @@ def test_the_typed_word_follows_expected_case(shipped_predictor):
 def test_a_name_the_user_typed_twice_is_offered(shipped_predictor):
     from app.typing.user_vocab import UserVocabulary
 
-    assert "brightwater" not in shipped_predictor.prior.index
+    assert "brightwater" not in shipped_predictor.prior
     saved = shipped_predictor.user_words
     try:
         shipped_predictor.user_words = UserVocabulary(["We walked to Brightwater.", "Brightwater is lovely."])

@@ -66,10 +66,14 @@ def test_never_suggest_from_the_strip(window, qtbot):
 
 def test_gauges_show_what_the_session_measured(window, qtbot):
     learner = window.session.learner
-    qtbot.waitUntil(lambda: all(learner.measured_training_bytes(m) is not None for m in ("sparse", "full")),
-                    timeout=60_000)
-    qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
+    qtbot.keyClicks(window.editor, "Thank you very")
+    assert window.session.worker.idle()
+    window.refresh()  # nothing learned yet: no training step taken, none measured, no figure shown
+    assert learner.measured_training_bytes("full") is None and learner.measured_training_bytes("sparse") is None
+    assert window.costs.full_gauge.value is None and window.costs.train_gauge.value is None
+    qtbot.keyClicks(window.editor, " much. We walked to the lake after work. ")
     qtbot.waitUntil(lambda: window.session.stats.training_mode is not None, timeout=30_000)  # a round has ended
+    qtbot.waitUntil(lambda: learner.measured_training_bytes("full") is not None, timeout=60_000)
     window.refresh()
     assert window.costs.latency_gauge.value == window.latencies[-1]
     assert window.costs.step_gauge.value == window.session.stats.last_step_ms
@@ -93,6 +97,7 @@ def test_gauges_show_what_the_session_measured(window, qtbot):
 
 def test_mode_switch_changes_the_plan_and_the_memory_gauge(window, qtbot):
     learner = window.session.learner
+    qtbot.keyClicks(window.editor, "We walked to the lake after work. ")
     qtbot.waitUntil(lambda: learner.measured_training_bytes("full") is not None, timeout=60_000)
     assert learner.measured_training_bytes("lora") is None  # measured when chosen, not at start
     window.refresh()

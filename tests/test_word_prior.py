@@ -1,10 +1,14 @@
 """The count-based prior: Kneser-Ney statistics, normalised probabilities, the 4-gram context, prefix candidates,
-npz round trip."""
+the compact file and its memory-mapped cache."""
+import lzma
+
+import numpy as np
 import pytest
 
 from models.build.ngram_counts import count_in_vocabulary
 from app.typing.words import lower_words
 from models.build.prior import PriorConfig, kneser_ney_counts, tables_from_documents
+from models.prior_tables import PriorFileError, PriorTables
 from models.word_prior import WordPrior
 
 DOCS = ["The cat sat on the mat. The cat ate the rat!", "Thank you very much; thank you very well.",
@@ -13,7 +17,7 @@ EVERYTHING = PriorConfig(max_words=1000, order=4, min_counts=(1, 1, 1))
 
 
 def _prior(tmp_path, docs, config=EVERYTHING):
-    path = tmp_path / "prior.npz"
+    path = tmp_path / "prior.npz.xz"
     tables_from_documents(lambda: iter(docs), lower_words, config).save(path)
     return WordPrior.load(path)
 
@@ -81,3 +85,79 @@ def test_unknown_word_gets_a_small_probability(prior):
 def test_a_config_without_a_minimum_count_per_order_is_refused():
     with pytest.raises(ValueError, match="minimum counts"):
         PriorConfig(order=4, min_counts=(1, 2))
+
+
+def _tables(config=EVERYTHING):
+    return tables_from_documents(lambda: iter(DOCS * 3), lower_words, config)
+
+
+def _same(a, b):
+    assert a.words == b.words and np.array_equal(a.unigram, b.unigram)
+    for x, y in zip(a.levels, b.levels, strict=True):
+        for name in ("keys", "offsets", "next", "count", "total", "backoff", "discounts"):
+            assert getattr(x, name).dtype == getattr(y, name).dtype and np.array_equal(getattr(x, name), getattr(y, name))
+
+
+def test_the_file_round_trip_is_exact_and_smaller_than_a_deflated_npz(tmp_path):
+    tables = _tables()
+    tables.save(tmp_path / "prior.npz.xz")
+    _same(PriorTables.load(tmp_path / "prior.npz.xz"), tables)
+    plain = {f"{n}{name}": getattr(level, name) for n, level in enumerate(tables.levels)
+             for name in ("keys", "offsets", "next", "count", "total", "backoff")}
+    np.savez_compressed(tmp_path / "plain.npz", unigram=tables.unigram, **plain)
+    assert (tmp_path / "prior.npz.xz").stat().st_size < (tmp_path / "plain.npz").stat().st_size
+
+
+def test_the_cache_is_decoded_once_and_memory_mapped(tmp_path):
+    tables = _tables()
+    tables.save(tmp_path / "prior.npz.xz")
+    first = PriorTables.load(tmp_path / "prior.npz.xz", tmp_path / "cache")
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert isinstance(first.levels[0].next, np.memmap) and not first.levels[0].next.flags.writeable
+    _same(first, tables)
+    stamp = (folder / "context1_next.npy").stat().st_mtime_ns
+    second = WordPrior.load(tmp_path / "prior.npz.xz", tmp_path / "cache")
+    assert (folder / "context1_next.npy").stat().st_mtime_ns == stamp and len(list((tmp_path / "cache").iterdir())) == 1
+    assert second.candidates(("thank", "you", "very"), "", 1)[0] in ("much", "well")
+    tables.levels[0].count[0] += 1  # another prior file: a folder of its own
+    tables.save(tmp_path / "other.npz.xz")
+    assert PriorTables.load(tmp_path / "other.npz.xz", tmp_path / "cache").levels[0].count[0] == tables.levels[0].count[0]
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_a_damaged_cache_folder_is_decoded_again(tmp_path):
+    tables = _tables()
+    tables.save(tmp_path / "prior.npz.xz")
+    PriorTables.load(tmp_path / "prior.npz.xz", tmp_path / "cache")
+    (folder,) = (tmp_path / "cache").iterdir()
+    (folder / "context2_count.npy").write_bytes(b"\x93NUMPY truncated")
+    _same(PriorTables.load(tmp_path / "prior.npz.xz", tmp_path / "cache"), tables)
+
+
+def test_an_unwritable_cache_keeps_the_prior_in_memory(tmp_path):
+    _tables().save(tmp_path / "prior.npz.xz")
+    (tmp_path / "cache").write_text("a file where the cache folder would go")
+    tables = PriorTables.load(tmp_path / "prior.npz.xz", tmp_path / "cache" / "sub")
+    assert not isinstance(tables.levels[0].next, np.memmap) and len(tables.words) > 10
+
+
+@pytest.mark.parametrize("content", [b"", b"not xz at all", lzma.compress(b"PK\x03\x04 not an npz")])
+def test_a_damaged_prior_file_gets_a_clear_error(tmp_path, content):
+    (tmp_path / "prior.npz.xz").write_bytes(content)
+    with pytest.raises(PriorFileError, match="build one with pocketkb build-prior"):
+        PriorTables.load(tmp_path / "prior.npz.xz", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_a_prior_of_the_old_deflated_format_is_refused_clearly(tmp_path):
+    np.savez_compressed(tmp_path / "old.npz", unigram=np.ones(3, np.int64))
+    with pytest.raises(PriorFileError, match="not a count prior that this build can read"):
+        WordPrior.load(tmp_path / "old.npz")
+
+
+def test_words_of_equal_count_rank_the_same_whatever_width_the_counts_are_stored_in():
+    from models.word_prior import _top
+
+    counts = np.random.default_rng(0).integers(1, 4, 5000)  # many ties, as in a rare context's row
+    ids = np.arange(5000)
+    assert _top(ids, counts.astype(np.int16), 7) == _top(ids, counts.astype(np.int32), 7)

@@ -5,10 +5,7 @@ optionally beside another checkout's predictor (a git worktree of an earlier com
 """
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -131,17 +128,9 @@ def measure(model_dir: str, text_path: str, keystrokes: int, learning_mode: str 
     return bench_predict(load_predictor(model_dir), text, keystrokes, learning_mode)
 
 
-# Run in a child process with another checkout first on the path: its predictor, this file's measurement.
-_CHILD = """
-import importlib.util, json, sys
-checkout, bench_file, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-sys.path.insert(0, checkout)
-spec = importlib.util.spec_from_file_location("pocketkb_bench_predict", bench_file)
-bench = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
-results = bench.measure(**args)
-print(json.dumps({label: vars(stats) for label, stats in results.items()}))
-"""
+def measure_plain(**args) -> dict[str, dict]:
+    """`measure`'s results as plain values, for a child process to print."""
+    return {label: vars(stats) for label, stats in measure(**args).items()}
 
 
 def measure_checkout(checkout: str | Path, model_dir: str, text_path: str, keystrokes: int,
@@ -149,9 +138,10 @@ def measure_checkout(checkout: str | Path, model_dir: str, text_path: str, keyst
     """`measure` with the predictor of another checkout of this project (e.g. `git worktree add DIR HEAD~1`)."""
     args = {"model_dir": str(Path(model_dir).resolve()), "text_path": str(Path(text_path).resolve()),
             "keystrokes": keystrokes, "learning_mode": learning_mode}
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(Path(checkout).resolve()), __file__, json.dumps(args)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the baseline's predictor could not be measured: {done.stderr.strip()[-600:]}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+    from app.bench.child import run_child  # here: the child runs this file with the other checkout's `app`
+
+    try:
+        data = run_child(__file__, "measure_plain", args, checkout)
+    except RuntimeError as err:
+        raise RuntimeError(f"the baseline's predictor could not be measured: {err}") from err
     return {label: LatencyStats(**stats) for label, stats in data.items()}

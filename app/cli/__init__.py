@@ -34,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     from app.storage.history import HistoryError
     from app.storage.store import StoreBusyError
     from models.grad_stats import GradStatsError
+    from models.prior_tables import PriorFileError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (GradStatsError, StoreBusyError, HistoryError) as err:  # stale gradient statistics, a folder in use ...
-        return fail(str(err))
+    except (GradStatsError, StoreBusyError, HistoryError, PriorFileError) as err:
+        return fail(str(err))  # stale gradient statistics, a folder in use, a prior that cannot be read ...

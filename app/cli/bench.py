@@ -1,6 +1,6 @@
 """`pocketkb bench TARGET`: predict (suggestion latency), engine (training step cost), crash (kill-and-restart
-safety), soak (a long session), learning (does learning a user's earlier text help on their later text); each target
-with its own options.
+safety), soak (a long session), footprint (the window's memory), learning (does learning a user's earlier text help
+on their later text); each target with its own options.
 """
 from __future__ import annotations
 
@@ -112,6 +112,29 @@ def _bench_soak(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_footprint(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from app.bench.footprint import measure_footprint
+
+    path = Path(args.text) if args.text else Path(str(resources.files("assets") / "demo.txt"))
+    if not path.is_file():
+        return fail(f"no such text file: {path}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    builds = ([("baseline", args.baseline)] if args.baseline else []) + [("this build", None)]
+    runs = {}
+    for label, checkout in builds:
+        try:
+            runs[label] = measure_footprint(args.model, text, checkout)
+        except RuntimeError as err:
+            return fail(f"the {label}'s window could not be measured: {err}")
+        for line in runs[label].lines():
+            print(f"{label}: {line}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({label: vars(run) for label, run in runs.items()}, indent=2))
+    return 0
+
+
 def _bench_learning(args: argparse.Namespace) -> int:
     from app.bench.learning import HEADER, format_row, run_learning, summary
     from app.learning.modes import MODES, mode
@@ -148,7 +171,7 @@ def _text_option(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="benchmarks: predict, engine, crash, soak, learning")
+    bench = sub.add_parser("bench", help="benchmarks: predict, engine, crash, soak, footprint, learning")
     targets = bench.add_subparsers(dest="target", required=True)
 
     p = targets.add_parser("predict", help="suggestion latency and model calls per keystroke")
@@ -176,6 +199,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keystrokes", type=int, default=2000, help="keystrokes to type")
     _text_option(p)
     p.set_defaults(func=_bench_soak)
+
+    p = targets.add_parser("footprint", help="the window's memory after start-up and after learning a text, and the "
+                                             "count prior's size")
+    p.add_argument("--text", help="text to replay (default: the demo text the window ships)")
+    p.add_argument("--baseline", help="also measure another checkout's window first (git worktree add DIR REV)")
+    p.add_argument("--json", help="write the results here")
+    p.set_defaults(func=_bench_footprint)
 
     p = targets.add_parser("learning", help="does learning a user's earlier text lower nats on their later text")
     p.add_argument("--users", help="users .jsonl.xz file (default: the dev users in ../shared/corpus)")

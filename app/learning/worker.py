@@ -12,7 +12,6 @@ import torch
 
 from app.learning.learner import Learner
 from engine.memory import map_large_blocks, release_free_heap
-from engine.optimizer import preload as preload_optimizer
 
 log = logging.getLogger("pocketkb.learning")
 
@@ -30,6 +29,7 @@ class LearnerWorker:
         self._wake = threading.Event()
         self._stop = False
         self.busy = False
+        self.learned = False  # a round has run: from then on the gauges' costs are measured
         self._trimmed = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
         self._thread.start()
@@ -50,27 +50,33 @@ class LearnerWorker:
 
     def _rounds(self) -> None:
         torch.set_num_threads(1)
-        preload_optimizer()
         while not self._stop:
-            self._measure()
             self._wake.wait()
             self._wake.clear()
-            self._measure()
+            self.busy = True
             while not self._stop and self.learner.pending():
-                self.busy = True
                 self.learn_round()
+                self.learned = True
+            self._measure()
             self._trim()
             self.busy = False
 
     def measure(self, mode: str) -> None:
-        """Measure `mode`'s training memory (one step on a copy of the base) when the thread is next free."""
+        """Measure `mode`'s training memory (one step on a copy of the base) when the thread is next free, once
+        learning has begun."""
         self.measure_modes.append(mode)
         self.wake()
 
+    def _measurements_due(self) -> bool:
+        """Costs are measured once learning has begun: a keyboard that has not learned yet (or never will, with
+        learning off) does not pay a training step's memory for a gauge."""
+        return self.learned and bool(self.measure_modes)
+
     def _measure(self) -> None:
         """The gauges' training-memory figures still to measure, each once; the heap the steps used goes back."""
-        while self.measure_modes and not self._stop:
-            self.learner.measure_training_bytes(self.measure_modes.pop(0))
+        while self._measurements_due() and not self._stop:
+            self.learner.measure_training_bytes(self.measure_modes[0])
+            self.measure_modes.pop(0)
             release_free_heap()
             self.notify(None)
 
@@ -84,7 +90,8 @@ class LearnerWorker:
         """Wait until no round runs or waits (tests, shutdown); False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.paused or not self.busy and not self._wake.is_set() and not self.learner.pending():
+            if self.paused or not (self.busy or self._wake.is_set() or self.learner.pending()
+                                   or self._measurements_due()):
                 return True
             time.sleep(0.01)
         return False

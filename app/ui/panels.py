@@ -52,10 +52,11 @@ class CostPanel(QGroupBox):
         live = stats.training_bytes if stats.training_mode == learner.mode else None  # the running plan's last step
         mode = live if live is not None else learner.measured_training_bytes(learner.mode)
         scale = memory_scale([full, mode])
-        self.full_gauge.set_value(None if full is None else full / MIB, "one step on a copy", maximum=scale)
-        self.train_gauge.set_value(None if mode is None else mode / MIB,
-                                   f"{learner.mode}, {'last step' if live is not None else 'one step on a copy'}",
-                                   maximum=scale)
+        later = "measured once learning begins"
+        self.full_gauge.set_value(None if full is None else full / MIB, "one step on a copy" if full else later,
+                                  maximum=scale)
+        how = "last step" if live is not None else "one step on a copy" if mode is not None else later
+        self.train_gauge.set_value(None if mode is None else mode / MIB, f"{learner.mode}, {how}", maximum=scale)
         self.model_gauge.set_value(session.model_bytes() / MIB)
         rss = session.process_rss_bytes()
         self.rss_gauge.set_value(None if rss is None else rss / MIB)

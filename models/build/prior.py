@@ -12,7 +12,7 @@ import numpy as np
 from models.build.corpus import training_documents
 from models.build.ngram_counts import Split, count_in_vocabulary, word_frequencies
 from models.build.ngrams import estimated_chars
-from models.word_prior import ContextLevel, PriorTables
+from models.prior_tables import ContextLevel, PriorTables, narrow_level
 
 FALLBACK_DISCOUNT = 0.75  # for counts too few to estimate the discounts from
 
@@ -88,9 +88,9 @@ def _level(rows: np.ndarray, raw: np.ndarray, stat: np.ndarray, V: int, min_coun
     kept_context, nxt, cnt = context[keep][order], rows[keep, -1][order], stat[keep][order]
     kept_keys = np.unique(kept_context)
     where = np.searchsorted(keys, kept_keys)
-    return ContextLevel(keys=kept_keys, offsets=np.searchsorted(kept_context, np.append(kept_keys, np.iinfo(np.int64).max)),
-                        next=nxt.astype(np.uint16 if V <= 65535 else np.int32), count=cnt.astype(np.int32),
-                        total=total[where], backoff=backoff[where], discounts=discounts)
+    offsets = np.searchsorted(kept_context, np.append(kept_keys, np.iinfo(np.int64).max))
+    return narrow_level(ContextLevel(keys=kept_keys, offsets=offsets, next=nxt, count=cnt, total=total[where],
+                                     backoff=backoff[where], discounts=discounts), V)
 
 
 def _discounts(counts: np.ndarray) -> np.ndarray:
