@@ -141,7 +141,7 @@ class PriorTables:
             mapped = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
             if getattr(mapped, "_mmap", None) is not None and hasattr(mmap, "MADV_RANDOM"):
                 mapped._mmap.madvise(mmap.MADV_RANDOM)  # lookups jump about: read no pages ahead of them
-            return mapped
+            return mapped.view(np.ndarray)  # a plain array over the mapping: np.memmap's every slice costs a call
 
         levels = []
         while (folder / f"context{len(levels) + 1}_keys.npy").exists():

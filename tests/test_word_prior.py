@@ -113,7 +113,7 @@ def test_the_cache_is_decoded_once_and_memory_mapped(tmp_path):
     tables.save(tmp_path / "prior.npz.xz")
     first = PriorTables.load(tmp_path / "prior.npz.xz", tmp_path / "cache")
     (folder,) = (tmp_path / "cache").iterdir()
-    assert isinstance(first.levels[0].next, np.memmap) and not first.levels[0].next.flags.writeable
+    assert isinstance(first.levels[0].next.base, np.memmap) and not first.levels[0].next.flags.writeable
     _same(first, tables)
     stamp = (folder / "context1_next.npy").stat().st_mtime_ns
     second = WordPrior.load(tmp_path / "prior.npz.xz", tmp_path / "cache")
@@ -138,7 +138,7 @@ def test_an_unwritable_cache_keeps_the_prior_in_memory(tmp_path):
     _tables().save(tmp_path / "prior.npz.xz")
     (tmp_path / "cache").write_text("a file where the cache folder would go")
     tables = PriorTables.load(tmp_path / "prior.npz.xz", tmp_path / "cache" / "sub")
-    assert not isinstance(tables.levels[0].next, np.memmap) and len(tables.words) > 10
+    assert not isinstance(tables.levels[0].next.base, np.memmap) and len(tables.words) > 10
 
 
 @pytest.mark.parametrize("content", [b"", b"not xz at all", lzma.compress(b"PK\x03\x04 not an npz")])

@@ -67,15 +67,22 @@ def window_footprint(model_dir: str, text: str) -> dict:
         prior = session.predictor.prior.t
         arrays = [a for a in [prior.unigram, *(a for level in prior.levels for a in vars(level).values())]
                   if isinstance(a, np.ndarray)]
-        mapped = {str(Path(a.filename).resolve()) for a in arrays if isinstance(a, np.memmap)}
+        files = {id(a): _mapped_file(a) for a in arrays}
         result = {"startup_mib": rss[0], "learned_mib": rss[1],
                   "rounds": session.stats.rounds_accepted + session.stats.rounds_rolled_back,
                   "prior_disk_mb": PRIOR_PATH.stat().st_size / 1e6,
                   "prior_memory_mib": sum(a.nbytes for a in arrays) / MIB,
-                  "prior_resident_mib": (sum(a.nbytes for a in arrays if not isinstance(a, np.memmap))
-                                         + resident_bytes_of_files(mapped)) / MIB}
+                  "prior_resident_mib": (sum(a.nbytes for a in arrays if files[id(a)] is None)
+                                         + resident_bytes_of_files({f for f in files.values() if f})) / MIB}
         window.close()
     return result
+
+
+def _mapped_file(array: np.ndarray) -> str | None:
+    """The file an array is a view of a memory mapping of, None for an array in memory."""
+    while array is not None and not isinstance(array, np.memmap):
+        array = array.base if isinstance(array.base, np.ndarray) else None
+    return None if array is None else str(Path(array.filename).resolve())
 
 
 def resident_bytes_of_files(paths: set[str]) -> int:
