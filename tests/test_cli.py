@@ -150,6 +150,10 @@ def test_build_prior_writes_a_prior_that_loads(tmp_path, capsys):
     pruned = tmp_path / "pruned.npz"  # n-grams seen under 100 times left out: fewer kept
     assert main(["build-prior", "--corpus", str(text), "--out", str(pruned), "--min-counts", "100", "100", "100"]) == 0
     assert sum(len(level.next) for level in WordPrior.load(pruned).t.levels) < sum(len(lv.next) for lv in prior.t.levels)
+    weighted = tmp_path / "weighted.npz.xz"  # weighted-difference pruning on top: fewer again, and it loads
+    assert main(["build-prior", "--corpus", str(text), "--out", str(weighted), "--prune-threshold", "50"]) == 0
+    kept = sum(len(level.next) for level in WordPrior.load(weighted).t.levels)
+    assert 0 < kept < sum(len(lv.next) for lv in prior.t.levels)
     assert main(["build-prior", "--corpus", str(text), "--out", str(pruned), "--min-counts", "2"]) == 2
     assert "order - 1 minimum counts" in capsys.readouterr().err
 

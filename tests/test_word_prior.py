@@ -161,3 +161,48 @@ def test_words_of_equal_count_rank_the_same_whatever_width_the_counts_are_stored
     counts = np.random.default_rng(0).integers(1, 4, 5000)  # many ties, as in a rare context's row
     ids = np.arange(5000)
     assert _top(ids, counts.astype(np.int16), 7) == _top(ids, counts.astype(np.int32), 7)
+
+
+def test_the_vectorised_interpolation_is_the_priors_own_probability(prior):
+    from models.build.prune import Interpolation, entry_rows
+
+    interpolation, V = Interpolation(prior.t), len(prior.t.words)
+    for n, level in enumerate(prior.t.levels, start=1):
+        rows = entry_rows(level)
+        contexts, words = level.keys[rows].astype(np.uint64), level.next.astype(np.int64)
+        for extra in (0, 1):  # each row's own word, and a word the context may never have seen
+            others = (words + extra * 7) % V
+            vectorised = interpolation.probability(n, contexts, others)
+            for i in range(0, len(rows), max(1, len(rows) // 40)):
+                history = [prior.t.words[(int(level.keys[rows[i]]) // V ** k) % V] for k in reversed(range(n))]
+                assert vectorised[i] == pytest.approx(prior.probability(history, prior.t.words[others[i]]), rel=1e-5)
+
+
+def test_weighted_difference_pruning_keeps_the_n_grams_that_reach_the_threshold():
+    from models.build.prune import prune, pruning_scores
+
+    config = PriorConfig(max_words=1000, order=4, min_counts=(1, 1, 1))
+    full = _tables(config)
+    pruned = _tables(PriorConfig(max_words=1000, order=4, min_counts=(1, 1, 1), prune_threshold=4.0))
+    assert 0 < sum(len(level.next) for level in pruned.levels) < sum(len(level.next) for level in full.levels)
+    # the same as pruning the full tables with their raw counts: the scores decide, level by level
+    docs = DOCS * 3
+    grams = count_in_vocabulary(docs, lower_words, full.words, 4)
+    raw = _raw_counts(full, grams)
+    scores = pruning_scores(full, raw)
+    assert [len(level.next) for level in prune(full, raw, 4.0).levels] == [int((s >= 4.0).sum()) for s in scores]
+    assert [len(level.next) for level in pruned.levels] == [int((s >= 4.0).sum()) for s in scores]
+    assert sum(WordPrior(pruned).probability(("the",), w) for w in pruned.words) < 1.0
+
+
+def _raw_counts(tables, grams):
+    """Each continuation's raw count, looked up in `count_in_vocabulary`'s rows."""
+    V = len(tables.words)
+    out = []
+    for n, level in enumerate(tables.levels, start=1):
+        rows, counts = grams[n]
+        found = {tuple(r): int(c) for r, c in zip(rows.tolist(), counts.tolist())}
+        index = np.repeat(np.arange(len(level.keys)), np.diff(level.offsets.astype(np.int64)))
+        out.append(np.array([found[tuple((int(level.keys[i]) // V ** k) % V for k in reversed(range(n))) + (int(w),)]
+                             for i, w in zip(index, level.next)], np.float64))
+    return out

@@ -42,7 +42,8 @@ def _cmd_build_prior(args: argparse.Namespace) -> int:
     if missing:
         return fail(f"no such corpus file: {missing[0]}")
     try:
-        config = PriorConfig(max_words=args.max_words, min_counts=tuple(args.min_counts))
+        config = PriorConfig(max_words=args.max_words, min_counts=tuple(args.min_counts),
+                             prune_threshold=args.prune_threshold)
         tables = build_prior(args.corpus, args.out, lower_words, config)
     except ValueError as e:
         return fail(str(e))
@@ -126,6 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-words", type=int, default=60_000)
     p.add_argument("--min-counts", type=int, nargs="+", default=[1, 2, 2],
                    help="a 2-, 3-, 4-gram is kept if seen at least this often")
+    p.add_argument("--prune-threshold", type=float, help="then keep an n-gram only if its raw count x log(p / p "
+                                                         "backed off) reaches this (weighted-difference pruning)")
     p.set_defaults(func=_cmd_build_prior)
 
     p = sub.add_parser("grad-stats", help="mean squared gradients of the model on pretraining text, "

@@ -11,6 +11,7 @@ import numpy as np
 
 from models.build.corpus import training_documents
 from models.build.ngram_counts import Split, count_in_vocabulary, word_frequencies
+from models.build.prune import prune
 from models.build.ngrams import estimated_chars
 from models.prior_tables import ContextLevel, PriorTables, narrow_level
 
@@ -22,6 +23,7 @@ class PriorConfig:
     max_words: int = 60_000
     order: int = 4
     min_counts: tuple[int, ...] = (1, 2, 2)  # a 2-, 3-, 4-gram is kept if seen at least this often
+    prune_threshold: float | None = None     # then weighted-difference pruning to this score (models.build.prune)
 
     def __post_init__(self) -> None:
         if self.order < 2 or len(self.min_counts) != self.order - 1:
@@ -61,22 +63,23 @@ def _pack(rows: np.ndarray, base: int) -> np.ndarray:
     return key
 
 
-def build_tables(words: list[str], grams: list[tuple[np.ndarray, np.ndarray]], min_counts: Sequence[int]
-                 ) -> PriorTables:
-    """Prune the counts of `count_in_vocabulary` into sorted arrays with Kneser-Ney statistics."""
+def build_tables(words: list[str], grams: list[tuple[np.ndarray, np.ndarray]], min_counts: Sequence[int],
+                 prune_threshold: float | None = None) -> PriorTables:
+    """Prune the counts of `count_in_vocabulary` into sorted arrays with Kneser-Ney statistics: by count, then, given
+    `prune_threshold`, by weighted difference."""
     V = len(words)
     kn = kneser_ney_counts(grams, V + 1)
     unigram = np.zeros(V, np.int64)
     ids, counts = grams[0][0][:, 0], kn[0]
     unigram[ids[ids < V]] = counts[ids < V]
-    levels = []
-    for n in range(2, len(grams) + 1):
-        rows, raw = grams[n - 1]
-        levels.append(_level(rows, raw, kn[n - 1], V, min_counts[n - 2]))
-    return PriorTables(words=words, unigram=unigram, levels=levels)
+    built = [_level(*grams[n - 1], kn[n - 1], V, min_counts[n - 2]) for n in range(2, len(grams) + 1)]
+    tables = PriorTables(words=words, unigram=unigram, levels=[level for level, _ in built])
+    return tables if prune_threshold is None else prune(tables, [raw for _, raw in built], prune_threshold)
 
 
-def _level(rows: np.ndarray, raw: np.ndarray, stat: np.ndarray, V: int, min_count: int) -> ContextLevel:
+def _level(rows: np.ndarray, raw: np.ndarray, stat: np.ndarray, V: int, min_count: int
+           ) -> tuple[ContextLevel, np.ndarray]:
+    """One order's contexts and the continuations seen at least `min_count` times, with their raw counts."""
     context = _pack(rows[:, :-1], V).astype(np.int64)  # below V**3: fits, and compares with WordPrior's keys
     known = (rows[:, :-1] < V).all(axis=1)  # contexts with an unknown word are never looked up
     keys, inverse = np.unique(context[known], return_inverse=True)
@@ -89,8 +92,9 @@ def _level(rows: np.ndarray, raw: np.ndarray, stat: np.ndarray, V: int, min_coun
     kept_keys = np.unique(kept_context)
     where = np.searchsorted(keys, kept_keys)
     offsets = np.searchsorted(kept_context, np.append(kept_keys, np.iinfo(np.int64).max))
-    return narrow_level(ContextLevel(keys=kept_keys, offsets=offsets, next=nxt, count=cnt, total=total[where],
-                                     backoff=backoff[where], discounts=discounts), V)
+    level = ContextLevel(keys=kept_keys, offsets=offsets, next=nxt, count=cnt, total=total[where],
+                         backoff=backoff[where], discounts=discounts)
+    return narrow_level(level, V), raw[keep][order]
 
 
 def _discounts(counts: np.ndarray) -> np.ndarray:
@@ -107,7 +111,7 @@ def tables_from_documents(documents: Callable[[], Iterable[str]], split: Split, 
     """Two passes over the documents: word frequencies choose the vocabulary, then its n-grams are counted."""
     words = choose_words(word_frequencies(documents(), split, total_chars), config.max_words)
     grams = count_in_vocabulary(documents(), split, words, config.order, total_chars=total_chars)
-    return build_tables(words, grams, config.min_counts)
+    return build_tables(words, grams, config.min_counts, config.prune_threshold)
 
 
 def build_prior(corpora: list[str | Path], out: str | Path, split: Split, config: PriorConfig = PriorConfig()
