@@ -48,7 +48,7 @@ def _cmd_build_prior(args: argparse.Namespace) -> int:
     except ValueError as e:
         return fail(str(e))
     rows = ", ".join(f"{len(level.next):,} {n}-grams" for n, level in enumerate(tables.levels, start=2))
-    print(f"{len(tables.words):,} words, {rows} -> {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MB)")
+    print(f"{len(tables.words):,} words, {rows} -> {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
