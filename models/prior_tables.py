@@ -66,8 +66,7 @@ class PriorTables:
         as differences: small numbers that xz packs well."""
         ranks = np.empty(len(self.words), np.int64)
         ranks[self._by_rank()] = np.arange(len(self.words))
-        arrays = {"format": np.array([FORMAT]), "unigram": self.unigram,
-                  "words": np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)}
+        arrays = {"format": np.array([FORMAT]), "unigram": self.unigram, "words": self._words_array()}
         for n, level in enumerate(self.levels, start=1):
             arrays.update({f"context{n}_{name}": value for name, value in _encode(level, ranks).items()})
         buffer = io.BytesIO()
@@ -78,18 +77,19 @@ class PriorTables:
     def load(cls, path: str | Path, cache_dir: str | Path | None = None) -> "PriorTables":
         """The tables in `path`; PriorFileError if it is not a count prior of this format. With `cache_dir`, the
         arrays are decoded there once (a folder per file content) and memory-mapped read-only."""
-        if cache_dir is None:
-            return cls._decode_file(path)
         try:
-            folder = Path(cache_dir) / f"prior-{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:24]}"
+            content = Path(path).read_bytes()
         except OSError as e:
             raise PriorFileError(f"cannot read the count prior {path}: {e}") from e
+        if cache_dir is None:
+            return cls._decode(content, path)
+        folder = Path(cache_dir) / f"prior-{hashlib.sha256(content).hexdigest()[:24]}"
         if folder.is_dir():
             try:
                 return cls._map_arrays(folder)
             except (OSError, ValueError):  # a damaged cache folder: decoded again
                 shutil.rmtree(folder, ignore_errors=True)
-        tables = cls._decode_file(path)
+        tables = cls._decode(content, path)
         try:
             tables._write_arrays(folder)
         except OSError:  # no cache to write (a read-only home, a full disk): held in memory instead
@@ -97,9 +97,10 @@ class PriorTables:
         return cls._map_arrays(folder)
 
     @classmethod
-    def _decode_file(cls, path: str | Path) -> "PriorTables":
+    def _decode(cls, content: bytes, path: str | Path) -> "PriorTables":
+        """The tables in `content`, the bytes of the file `path`."""
         try:
-            with np.load(io.BytesIO(lzma.decompress(Path(path).read_bytes())), allow_pickle=False) as data:
+            with np.load(io.BytesIO(lzma.decompress(content)), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
             if arrays["format"].tolist() != [FORMAT]:
                 raise ValueError(f"format {arrays['format'].tolist()}, this build reads {FORMAT}")
@@ -109,7 +110,7 @@ class PriorTables:
             while f"context{len(tables.levels) + 1}_keys" in arrays:
                 n = len(tables.levels) + 1
                 stored = {name: arrays[f"context{n}_{name}"] for name in STORED_FIELDS}
-                tables.levels.append(_decode(stored, by_rank))
+                tables.levels.append(_decode_level(stored, by_rank))
         except (lzma.LZMAError, zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as e:
             raise PriorFileError(f"{path} is not a count prior that this build can read ({e}); "
                                  "build one with pocketkb build-prior") from e
@@ -121,7 +122,7 @@ class PriorTables:
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            np.save(work / "words.npy", np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8))
+            np.save(work / "words.npy", self._words_array())
             np.save(work / "unigram.npy", self.unigram)
             for n, level in enumerate(self.levels, start=1):
                 for field in fields(ContextLevel):
@@ -150,6 +151,9 @@ class PriorTables:
         words = np.load(folder / "words.npy", allow_pickle=False).tobytes().decode("utf-8").split("\n")
         return cls(words=words, unigram=np.load(folder / "unigram.npy", allow_pickle=False), levels=levels)
 
+    def _words_array(self) -> np.ndarray:
+        return np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)
+
     def _by_rank(self) -> np.ndarray:
         """Word ids from the most to the least frequent (ties by id)."""
         return np.argsort(-self.unigram.astype(np.int64), kind="stable")
@@ -168,9 +172,14 @@ def _settle(file: Path) -> None:
         os.close(fd)
 
 
+def entry_rows(offsets: np.ndarray) -> np.ndarray:
+    """For each continuation, the index of its context (`offsets` as in `ContextLevel`)."""
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets.astype(np.int64)))
+
+
 def _encode(level: ContextLevel, ranks: np.ndarray) -> dict[str, np.ndarray]:
     lengths = np.diff(level.offsets.astype(np.int64))
-    rows = np.repeat(np.arange(len(lengths)), lengths)
+    rows = entry_rows(level.offsets)
     rank = ranks[level.next.astype(np.int64)]
     order = np.argsort(rows * len(ranks) + rank, kind="stable")
     rank = rank[order]
@@ -182,10 +191,10 @@ def _encode(level: ContextLevel, ranks: np.ndarray) -> dict[str, np.ndarray]:
             "backoff": level.backoff, "discounts": level.discounts}
 
 
-def _decode(stored: dict[str, np.ndarray], by_rank: np.ndarray) -> ContextLevel:
+def _decode_level(stored: dict[str, np.ndarray], by_rank: np.ndarray) -> ContextLevel:
     lengths = stored["lengths"].astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    rows = np.repeat(np.arange(len(lengths)), lengths)
+    rows = entry_rows(offsets)
     running = np.cumsum(stored["next"].astype(np.int64))
     before_row = running[offsets[:-1][lengths > 0]] - stored["next"][offsets[:-1][lengths > 0]]
     rank = running - np.repeat(before_row, lengths[lengths > 0])

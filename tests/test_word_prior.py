@@ -164,11 +164,12 @@ def test_words_of_equal_count_rank_the_same_whatever_width_the_counts_are_stored
 
 
 def test_the_vectorised_interpolation_is_the_priors_own_probability(prior):
-    from models.build.prune import Interpolation, entry_rows
+    from models.build.prune import Interpolation
+    from models.prior_tables import entry_rows
 
     interpolation, V = Interpolation(prior.t), len(prior.t.words)
     for n, level in enumerate(prior.t.levels, start=1):
-        rows = entry_rows(level)
+        rows = entry_rows(level.offsets)
         contexts, words = level.keys[rows].astype(np.uint64), level.next.astype(np.int64)
         for extra in (0, 1):  # each row's own word, and a word the context may never have seen
             others = (words + extra * 7) % V
@@ -197,12 +198,14 @@ def test_weighted_difference_pruning_keeps_the_n_grams_that_reach_the_threshold(
 
 def _raw_counts(tables, grams):
     """Each continuation's raw count, looked up in `count_in_vocabulary`'s rows."""
+    from models.prior_tables import entry_rows
+
     V = len(tables.words)
     out = []
     for n, level in enumerate(tables.levels, start=1):
         rows, counts = grams[n]
         found = {tuple(r): int(c) for r, c in zip(rows.tolist(), counts.tolist())}
-        index = np.repeat(np.arange(len(level.keys)), np.diff(level.offsets.astype(np.int64)))
+        index = entry_rows(level.offsets)
         out.append(np.array([found[tuple((int(level.keys[i]) // V ** k) % V for k in reversed(range(n))) + (int(w),)]
                              for i, w in zip(index, level.next)], np.float64))
     return out

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.prior_tables import ContextLevel, PriorTables, narrow_level
-
-
-def entry_rows(level: ContextLevel) -> np.ndarray:
-    """For each continuation of `level`, the index of its context."""
-    return np.repeat(np.arange(len(level.keys)), np.diff(level.offsets.astype(np.int64)))
+from models.prior_tables import ContextLevel, PriorTables, entry_rows, narrow_level
 
 
 class Interpolation:
@@ -20,8 +15,8 @@ class Interpolation:
     def __init__(self, tables: PriorTables):
         self.t, self.V = tables, np.uint64(len(tables.words))
         self.p0 = tables.unigram.astype(np.float64) / float(tables.unigram.sum())
-        self.entries = [level.keys[entry_rows(level)].astype(np.uint64) * self.V + level.next.astype(np.uint64)
-                        for level in tables.levels]  # sorted: contexts ascending, words ascending within each
+        self.entries = [level.keys[entry_rows(level.offsets)].astype(np.uint64) * self.V
+                        + level.next.astype(np.uint64) for level in tables.levels]  # sorted, as the rows are
 
     def probability(self, n: int, contexts: np.ndarray, words: np.ndarray) -> np.ndarray:
         """P(word | context of `n` words, packed in base V as the tables pack them), interpolated down to unigrams."""
@@ -49,7 +44,7 @@ def pruning_scores(tables: PriorTables, raw: list[np.ndarray]) -> list[np.ndarra
     """Per order, each continuation's raw count (`raw`, aligned with the tables' rows) x log(p / p_backed_off)."""
     interpolation, scores = Interpolation(tables), []
     for n, (level, counts) in enumerate(zip(tables.levels, raw), start=1):
-        rows = entry_rows(level)
+        rows = entry_rows(level.offsets)
         contexts, words = level.keys[rows].astype(np.uint64), level.next.astype(np.int64)
         p = interpolation.probability(n, contexts, words)
         lower = interpolation.probability(n - 1, contexts % interpolation.V ** np.uint64(n - 1), words)
@@ -64,7 +59,7 @@ def prune(tables: PriorTables, raw: list[np.ndarray], threshold: float) -> Prior
     levels = []
     for level, score in zip(tables.levels, pruning_scores(tables, raw)):
         keep = score >= threshold
-        rows = entry_rows(level)[keep]
+        rows = entry_rows(level.offsets)[keep]
         contexts, per_context = np.unique(rows, return_counts=True)
         levels.append(narrow_level(ContextLevel(
             keys=level.keys[contexts], offsets=np.concatenate([[0], np.cumsum(per_context)]), next=level.next[keep],
