@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from html import escape
 from pathlib import Path
 
 from app.bench.ksr import KsrResult, tokens
 from app.bench.texts import EvalText
 from app.bench.paired import PairedGain, paired_gain
+from app.bench.plot import curve_svg
 from app.bench.simulate import TAIL, ReplaySystem, StreamResult, run_replay
 
 BINS = 10
-COLOURS = ["#888888", "#3a7bd5", "#d55a3a", "#2aa876", "#9b59b6", "#e0a100", "#222222"]
 
 
 def binned_ksr(results: list[KsrResult], bins: int = BINS) -> list[float]:
@@ -28,35 +27,6 @@ def binned_ksr(results: list[KsrResult], bins: int = BINS) -> list[float]:
             cost[b] += c
             plain[b] += p
     return [100.0 * (1 - c / p) if p else 0.0 for c, p in zip(cost, plain)]
-
-
-def curve_svg(series: dict[str, list[float]], title: str) -> str:
-    width, height, left, top, bottom = 640, 360, 50, 30, 40
-    values = [v for line in series.values() for v in line]
-    low, high = min(values) - 1, max(values) + 1
-    plot_w, plot_h = width - left - 150, height - top - bottom
-
-    def xy(i: int, v: float) -> str:
-        return f"{left + plot_w * (i + 0.5) / BINS:.1f},{top + plot_h * (high - v) / (high - low):.1f}"
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-             f'font-size="11">', f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
-             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#888"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#888"/>',
-             f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">tenth of each user\'s stream</text>',
-             f'<text x="12" y="{top + plot_h / 2}" transform="rotate(-90 12 {top + plot_h / 2})" '
-             f'text-anchor="middle">KSR %</text>']
-    for v in (low + 1, (low + high) / 2, high - 1):
-        y = top + plot_h * (high - v) / (high - low)
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{v:.1f}</text>')
-    for k, (name, line) in enumerate(series.items()):
-        colour = COLOURS[k % len(COLOURS)]
-        points = " ".join(xy(i, v) for i, v in enumerate(line))
-        parts += [f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>',
-                  f'<text x="{left + plot_w + 10}" y="{top + 14 * k + 10}" fill="{colour}">{escape(name)}</text>']
-    parts.append("</svg>")
-    return "\n".join(parts)
 
 
 def _total(results: list[KsrResult]) -> KsrResult:
@@ -181,6 +151,7 @@ def report(texts: list[EvalText], args: argparse.Namespace) -> int:
         series["Presage online"] = binned_ksr(presage_results)
     (docs / "simulate.json").write_text(json.dumps({"users": order, "chars": chars, "rows": rows,
                                                     "summary": summary(rows), "curves": series}, indent=2))
-    (docs / "simulate_ksr.svg").write_text(curve_svg(series, "KSR over each user's stream, per update mode"))
+    (docs / "simulate_ksr.svg").write_text(curve_svg(series, "KSR over each user's stream, per update mode",
+                                                             "tenth of each user's stream", "KSR %"))
     print(f"written: {docs / 'simulate.json'}, {docs / 'simulate_ksr.svg'}")
     return 0

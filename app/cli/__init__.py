@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from importlib.metadata import PackageNotFoundError, version
 
-from app.cli import bench, build, evaluate, keyboard
+from app.cli import bench, build, evaluate, federate, keyboard
 from app.cli.common import fail
 from models import BASE_DIR
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="folder of the personal model and history (default: the user data folder)")
     parser.set_defaults(func=keyboard.start)
     sub = parser.add_subparsers(dest="command")
-    for group in (keyboard, evaluate, bench, build):
+    for group in (keyboard, evaluate, bench, build, federate):
         group.register(sub)
     return parser
 

@@ -1,0 +1,192 @@
+"""Flower's Deployment Runtime on loopback: one `flower-superlink` and N `flower-supernode` processes on free
+127.0.0.1 ports, each with its own Flower home, no telemetry, no update check and no dependency installation; the
+app descriptor written from the settings; a run started with `flwr run` and watched through its result file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from app.federate.server_app import PROGRESS_FILE, RESULT_FILE
+from app.federate.settings import FederationSettings
+
+HOST = "127.0.0.1"
+SERVER_APP = "app.federate.server_app:app"
+CLIENT_APP = "app.federate.client_app:app"
+QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
+         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+
+
+class FederationError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def write_app(folder: Path, settings: FederationSettings, client_app: str = CLIENT_APP) -> Path:
+    """The Flower app descriptor: no code, its components are modules of the installed package."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[project]\nname = "pocketkb-federation"\nversion = "1.0.0"\n\n'
+        '[tool.flwr.app]\npublisher = "pocketkb"\n\n'
+        f'[tool.flwr.app.components]\nserverapp = "{SERVER_APP}"\nclientapp = "{client_app}"\n\n'
+        f'[tool.flwr.app.config]\n{settings.run_config_toml()}', encoding="utf-8")
+    return folder
+
+
+class Federation:
+    """The daemons of one federation, started in `__enter__` and stopped (with every child) in `__exit__`.
+
+    `devices` are node configs, one per SuperNode (e.g. {"text": ..., "state": ...}); `root` holds the Flower
+    homes and logs (a temporary folder if None).
+    """
+
+    def __init__(self, devices: list[dict], root: Path | None = None, client_app: str = CLIENT_APP):
+        self.devices, self.client_app = devices, client_app
+        self._tmp = None if root else tempfile.TemporaryDirectory(prefix="pocketkb-fed-")
+        self.root = Path(root or self._tmp.name)
+        self.port = free_port()
+        self.link: subprocess.Popen | None = None
+        self.nodes: list[subprocess.Popen] = []
+        bin_dir = str(Path(sys.executable).parent)
+        self.env = {**os.environ, **QUIET, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
+        home = self.root / name
+        home.mkdir(parents=True, exist_ok=True)
+        log = open(self.root / f"{name}.log", "wb")
+        return subprocess.Popen(args, env={**self.env, "FLWR_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def __enter__(self) -> "Federation":
+        try:
+            self.link = self._start("link", ["flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
+                                             "--host", HOST, "--port", str(self.port)])
+            self._wait_healthy()
+            for i, device in enumerate(self.devices):
+                config = " ".join(f"{k}={json.dumps(v)}" for k, v in device.items())
+                self.nodes.append(self._start(f"node{i}", [
+                    "flower-supernode", "--insecure", "--superlink", f"{HOST}:{self.port}", "--host", HOST,
+                    "--port", str(free_port()), "--node-config", config]))
+            cli = self.root / "cli"
+            cli.mkdir(exist_ok=True)
+            (cli / "config.toml").write_text(f'[superlink]\ndefault = "loop"\n\n[superlink.loop]\n'
+                                             f'address = "{HOST}:{self.port}"\ninsecure = true\n')
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _wait_healthy(self, seconds: float = 60.0) -> None:
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if self.link.poll() is not None:
+                raise FederationError(f"flower-superlink exited: see {self.root / 'link.log'}")
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{self.port}/health", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise FederationError("flower-superlink did not become ready in time")
+
+    def run(self, settings: FederationSettings, timeout: float) -> dict:
+        """Start the federation's run and wait for its result file; the progress file's rounds."""
+        out = Path(settings.out)
+        for name in (RESULT_FILE, PROGRESS_FILE):
+            (out / name).unlink(missing_ok=True)
+        app_dir = write_app(self.root / "app", settings, self.client_app)
+        config = self.root / "run-config.toml"
+        config.write_text(settings.run_config_toml(), encoding="utf-8")
+        started = subprocess.run(["flwr", "run", str(app_dir), "loop", "--format", "json", "--run-config", str(config)],
+                                 env={**self.env, "FLWR_HOME": str(self.root / "cli")}, capture_output=True,
+                                 text=True, timeout=120)
+        if started.returncode != 0:
+            raise FederationError(f"flwr run failed: {started.stdout[-2000:]}{started.stderr[-2000:]}")
+        deadline = time.time() + timeout
+        while not (out / RESULT_FILE).exists():
+            if time.time() > deadline:
+                raise FederationError(f"the run did not finish in {timeout:.0f} s")
+            if self.link.poll() is not None:
+                raise FederationError(f"flower-superlink exited: see {self.root / 'link.log'}")
+            time.sleep(0.5)
+        result = json.loads((out / RESULT_FILE).read_text())
+        if not result.get("done"):
+            raise FederationError(f"the server app failed:\n{result.get('error', '')}")
+        return json.loads((out / PROGRESS_FILE).read_text())
+
+    def kill_node(self, index: int) -> None:
+        """SIGKILL a SuperNode and everything it started, as a device that vanishes."""
+        node = self.nodes[index]
+        for pid in [node.pid, *_descendants(node.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        node.wait()
+
+    def close(self) -> None:
+        procs = [p for p in (*self.nodes, self.link) if p is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _kill_stragglers(str(self.root))
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[1]) == parent:
+                    found.append(int(entry.name))
+                    frontier.append(int(entry.name))
+    return found
+
+
+def _kill_stragglers(root: str) -> None:
+    """Processes the daemons started in their own sessions (Flower's superexec and app processes): any still
+    running with one of our Flower homes is killed."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"FLWR_HOME={root}".encode() in environ:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,222 @@
+"""Federated learning on Flower: the delta codec (budget, error feedback, checks, clipping, FedAvg), a device's round,
+and real SuperLink + SuperNode processes on loopback (a round, a killed node, bad deltas, the messages' contents)."""
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, RecordDict
+
+from app.federate.client_app import METRICS, RESIDUAL_FILE, local_round, round_sentences
+from app.federate.delta import COLS, ROWS, DeltaError, clip, densify, norm, select, weighted_mean
+from app.federate.launcher import Federation
+from app.federate.records import from_record, model_weights, to_record
+from app.federate.settings import FederationSettings
+from models import BASE_DIR
+from models.checkpoint import load_model, weights_sha256
+from models.grad_stats import GRAD_STATS_FILE, load_grad_stats
+
+TESTS = Path(__file__).parent
+SHAPES = {"wte.weight": (6, 4), "blocks.0.mlp.c_fc.weight": (5, 3), "ln_f.bias": (4,)}
+TEXTS = ["I went to the market today. The apples were cheap and fresh. I bought a bag of them for my mother. "
+         "She loves apple pie more than anything. Tomorrow I will bake one for her birthday.",
+         "Our team won the game last night. The coach was very happy with the defense. We practice again on "
+         "Monday morning. I need new shoes before then. My old ones are worn out.",
+         "The rain kept falling all week. My garden is finally green again. I planted tomatoes and beans in the "
+         "spring. The beans are already climbing the fence. I hope the sun comes back soon."]
+
+
+def _delta(seed=0):
+    rng = np.random.default_rng(seed)
+    delta = {name: rng.normal(size=shape).astype(np.float32) for name, shape in SHAPES.items()}
+    delta["wte.weight"][[1, 4]] = 0  # rows of tokens never seen
+    return delta
+
+
+def test_budget_sends_the_densest_slices_and_keeps_the_rest_for_next_round():
+    delta = _delta()
+    sent, kept = select(delta, budget=10)
+    values = sum(v.size for k, v in sent.items() if "|" not in k)
+    assert 0 < values <= 10
+    assert set(sent) <= {*SHAPES, *(n + ROWS for n in SHAPES), *(n + COLS for n in SHAPES)}
+    back = densify(sent, SHAPES)
+    for name, value in delta.items():  # error feedback: nothing is lost, only delayed
+        np.testing.assert_allclose(back.get(name, 0) + kept.get(name, 0), value, rtol=0, atol=1e-7)
+    everything, nothing = select(delta, budget=None)
+    assert nothing == {} and all(np.array_equal(densify(everything, SHAPES)[n], delta[n]) for n in SHAPES)
+    assert set(everything["wte.weight" + ROWS]) == {0, 2, 3, 5}  # unchanged rows do not travel
+
+
+def test_the_server_turns_down_malformed_deltas():
+    sent, _ = select(_delta(), budget=None)
+    cases = {"unknown tensor": {**sent, "secret": np.ones(3, np.float32)},
+             "not finite": {**sent, "ln_f.bias": np.array([0, np.nan, 0, 0], np.float32)},
+             "index out of range": {**sent, "wte.weight" + ROWS: sent["wte.weight" + ROWS] + 6},
+             "repeated index": {**sent, "wte.weight" + ROWS: np.zeros(4, np.int32)},
+             "wrong shape": {**sent, "ln_f.bias": np.ones(5, np.float32)},
+             "wrong axis": {**sent, "wte.weight" + COLS: np.arange(4, dtype=np.int32)},
+             "not floats": {**sent, "ln_f.bias": np.ones(4, np.int64)}}
+    for case, delta in cases.items():
+        with pytest.raises(DeltaError):
+            densify(delta, SHAPES)
+            pytest.fail(case)
+
+
+def test_clipping_and_token_weighted_mean():
+    delta = _delta()
+    huge = {k: v * 1e6 for k, v in delta.items()}
+    clipped, was = clip(huge, 2.0)
+    assert was and norm(clipped) == pytest.approx(2.0, rel=1e-5)
+    assert clip(delta, 1e9) == (delta, False)
+    a, b = {"ln_f.bias": np.ones(4, np.float32)}, {"ln_f.bias": np.zeros(4, np.float32), "wpe": np.ones(2, np.float32)}
+    mean = weighted_mean([a, b], [300.0, 100.0])
+    np.testing.assert_allclose(mean["ln_f.bias"], 0.75)
+    np.testing.assert_allclose(mean["wpe"], 0.25)  # a tensor missing from a delta counts as zero
+
+
+def test_rounds_take_successive_stretches_of_the_users_text():
+    text = " ".join(f"Sentence number {i} is here." for i in range(40))
+    rounds = [round_sentences(text, r, 200) for r in (1, 2, 3)]
+    assert all(rounds) and sum(map(len, rounds)) < 40
+    assert rounds[0][0].startswith("Sentence number 0 ") and rounds[1][0] not in rounds[0]
+    assert round_sentences(text, 99, 200) == []
+
+
+@pytest.fixture(scope="module")
+def base():
+    model = load_model(BASE_DIR)
+    stats = load_grad_stats(Path(BASE_DIR) / GRAD_STATS_FILE, weights_sha256(BASE_DIR))
+    return model, {k: v.numpy() for k, v in stats.tensors.items()}
+
+
+def _round_content(base, number=1, budget=20_000):
+    model, stats = base
+    config = ConfigRecord({"round": number, "mode": "sparse", "budget": budget, "chars": 4000, "max-norm": 2.0,
+                           "model": json.dumps(model.config.to_dict())})
+    return RecordDict({"base": to_record(model_weights(model)), "stats": to_record(stats), "config": config})
+
+
+def test_a_device_round_sends_a_budgeted_delta_and_counts_only(tmp_path, base):
+    (tmp_path / "text.txt").write_text(TEXTS[0])
+    node = {"text": str(tmp_path / "text.txt"), "state": str(tmp_path / "state")}
+    reply = local_round(_round_content(base), node)
+    assert set(reply.array_records) == {"delta"} and set(reply.metric_records) == {"metrics"}
+    assert not reply.config_records
+    metrics = reply.metric_records["metrics"]
+    assert set(metrics) == set(METRICS) and metrics["tokens"] > 20
+    assert metrics["nats-personal"] > 0 and metrics["nats-base"] > 0
+    delta = from_record(reply.array_records["delta"])
+    shapes = {name: value.shape for name, value in model_weights(base[0]).items()}
+    sent = sum(v.size for k, v in delta.items() if "|" not in k)
+    assert sent == metrics["sent-values"] and 0 < sent <= 20_000
+    assert norm(densify(delta, shapes)) <= 2.0 + 1e-4
+    assert metrics["changed-values"] > metrics["sent-values"]  # the rest waits on the device ...
+    assert (tmp_path / "state" / RESIDUAL_FILE).exists()        # ... for the next round
+
+
+@pytest.fixture
+def federation_env(monkeypatch):
+    """The test ClientApp (tests/federation_client.py) importable by Flower's app processes."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+
+
+def _devices(tmp_path, faults):
+    devices = []
+    for i, fault in enumerate(faults):
+        folder = tmp_path / f"device{i}"
+        folder.mkdir()
+        (folder / "text.txt").write_text(TEXTS[i % len(TEXTS)])
+        device = {"text": str(folder / "text.txt"), "state": str(folder / "state"), "audit": str(folder / "audit.jsonl")}
+        devices.append({**device, "fault": fault} if fault else device)
+    return devices
+
+
+def _settings(tmp_path, nodes, **overrides):
+    return FederationSettings(base=str(Path(BASE_DIR).resolve()), out=str(tmp_path / "out"), rounds=1, nodes=nodes,
+                              budget=20_000, max_norm=2.0, **overrides)
+
+
+def test_two_supernodes_on_loopback_complete_a_round_and_send_no_text(tmp_path, federation_env, base):
+    devices = _devices(tmp_path, ["", ""])
+    with Federation(devices, tmp_path / "flwr", client_app="federation_client:app") as federation:
+        rounds = federation.run(_settings(tmp_path, 2, round_timeout=120), timeout=180)["rounds"]
+        listening = _listening_addresses(federation)
+    (entry,) = rounds
+    assert entry["accepted"] == 2 and entry["applied"] and entry["dropped"] == 0  # within the 2-minute round timeout
+    assert listening and all(address == "127.0.0.1" for address in listening)
+    names = set(model_weights(base[0]))
+    allowed = names | {n + ROWS for n in names} | {n + COLS for n in names}
+    for device in devices:
+        (message,) = [json.loads(line) for line in Path(device["audit"]).read_text().splitlines()]
+        assert set(message["arrays"]) == {"delta"} and not message["configs"]
+        assert set(message["metrics"]) == {"metrics"} and set(message["metrics"]["metrics"]) == set(METRICS)
+        assert set(message["metrics"]["metrics"].values()) == {"float"}  # numbers only: no strings, no text
+        arrays = message["arrays"]["delta"]
+        assert set(arrays) <= allowed
+        assert all(a["dtype"] in ("float32", "int32") for a in arrays.values())
+        assert sum(a["bytes"] for a in arrays.values()) < 20_000 * 4 + 4 * 4096 + 128 * len(arrays)
+    checkpoint = Path(entry["checkpoint"])
+    after = load_model(checkpoint)
+    assert load_grad_stats(checkpoint / GRAD_STATS_FILE, weights_sha256(checkpoint))  # loadable by the app
+    assert json.loads((checkpoint / "config.json").read_text())["federated"]["round"] == 1
+    moved = [n for n, p in after.named_parameters() if not np.array_equal(p.detach().numpy(),
+                                                                          model_weights(base[0])[n])]
+    assert moved and len(moved) < len(names)  # sparse: only what the scheme trains
+
+
+def _listening_addresses(federation):
+    """Local addresses of the TCP sockets the daemons listen on (from /proc/net/tcp*)."""
+    inodes = set()
+    for proc in [federation.link, *federation.nodes]:
+        for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = []
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                if family == socket.AF_INET:
+                    addresses.append(socket.inet_ntop(family, raw[::-1]))
+                else:
+                    addresses.append(socket.inet_ntop(family, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
+    return addresses
+
+
+def test_bad_deltas_are_rejected_and_a_huge_one_is_clipped(tmp_path, federation_env):
+    devices = _devices(tmp_path, ["nan", "malformed", "huge", ""])
+    with Federation(devices, tmp_path / "flwr", client_app="federation_client:app") as federation:
+        (entry,) = federation.run(_settings(tmp_path, 4, round_timeout=150), timeout=240)["rounds"]
+    assert entry["answered"] == 4 and entry["accepted"] == 2 and entry["applied"]
+    reasons = " ".join(r["reason"] for r in entry["rejected"])
+    assert len(entry["rejected"]) == 2 and "finite" in reasons and "indices" in reasons
+    assert entry["clipped"] == 1
+    assert max(d["norm"] for d in entry["devices"].values() if "norm" in d) <= 2.0 + 1e-4
+
+
+def test_a_killed_supernode_does_not_stop_the_round(tmp_path, federation_env):
+    devices = _devices(tmp_path, ["", "", "slow"])
+    settings = _settings(tmp_path, 3, round_timeout=45, min_replies=2)
+    with Federation(devices, tmp_path / "flwr", client_app="federation_client:app") as federation:
+        import threading
+
+        def kill_when_started():
+            started = Path(devices[2]["state"]) / "started"
+            for _ in range(1200):
+                if started.exists():
+                    federation.kill_node(2)
+                    return
+                threading.Event().wait(0.1)
+        killer = threading.Thread(target=kill_when_started)
+        killer.start()
+        (entry,) = federation.run(settings, timeout=240)["rounds"]
+        killer.join()
+    assert federation.nodes[2].returncode is not None
+    assert entry["sampled"] == 3 and entry["accepted"] == 2 and entry["dropped"] == 1 and entry["applied"]
