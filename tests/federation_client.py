@@ -1,5 +1,6 @@
-"""A ClientApp for the federation tests (not collected by pytest): the product's device round under an audit mod
-that records every outgoing message, and devices that misbehave as their node config says ("fault").
+"""A ClientApp for the federation tests (not collected by pytest): the product's device (its train handler and
+SecAgg+ mod) under an audit mod that records every outgoing message, and devices that misbehave as their node
+config says ("fault").
 
 Faults: "nan" (a NaN in the delta), "huge" (the delta times 1e6), "malformed" (indices out of range), "slow" (the
 device sleeps before learning, to be killed mid-round).
@@ -12,7 +13,7 @@ import numpy as np
 from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from app.federate.client_app import local_round
+from app.federate.client_app import secagg_when_asked, train as device_train
 from app.federate.records import from_record, to_record
 
 
@@ -31,7 +32,7 @@ def audit_mod(msg: Message, context: Context, call_next) -> Message:
     return reply
 
 
-def _corrupt(reply: RecordDict, fault: str) -> RecordDict:
+def _corrupt(reply: RecordDict, fault: str) -> None:
     delta = from_record(reply["delta"])
     name = next(k for k in delta if "|" not in k)
     if fault == "nan":
@@ -43,10 +44,9 @@ def _corrupt(reply: RecordDict, fault: str) -> RecordDict:
         index = next(k for k in delta if "|" in k)
         delta[index] = delta[index] + 10**6
     reply["delta"] = to_record(delta)
-    return reply
 
 
-app = ClientApp(mods=[audit_mod])
+app = ClientApp(mods=[audit_mod, secagg_when_asked])
 
 
 @app.train()
@@ -56,5 +56,7 @@ def train(msg: Message, context: Context) -> Message:
         Path(str(context.node_config["state"])).mkdir(parents=True, exist_ok=True)
         (Path(str(context.node_config["state"])) / "started").touch()
         time.sleep(600)
-    reply = local_round(msg.content, context.node_config)
-    return Message(content=_corrupt(reply, fault) if fault else reply, reply_to=msg)
+    reply = device_train(msg, context)
+    if fault:
+        _corrupt(reply.content, fault)
+    return reply

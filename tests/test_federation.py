@@ -3,13 +3,15 @@ and real SuperLink + SuperNode processes on loopback (a round, a killed node, ba
 import json
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, RecordDict
 
-from app.federate.client_app import METRICS, RESIDUAL_FILE, local_round, round_sentences
+from app.federate.client_app import local_round
+from app.federate.device import METRICS, RESIDUAL_FILE, round_sentences
 from app.federate.delta import COLS, ROWS, DeltaError, clip, densify, norm, select, weighted_mean
 from app.federate.launcher import Federation
 from app.federate.records import from_record, model_weights, to_record
@@ -220,3 +222,20 @@ def test_a_killed_supernode_does_not_stop_the_round(tmp_path, federation_env):
         killer.join()
     assert federation.nodes[2].returncode is not None
     assert entry["sampled"] == 3 and entry["accepted"] == 2 and entry["dropped"] == 1 and entry["applied"]
+
+
+def test_with_secagg_the_server_gets_the_same_mean_as_the_plain_sum(tmp_path, federation_env, base):
+    devices = _devices(tmp_path, ["", "", ""])
+    moved = {}
+    for secagg in (False, True):
+        run = tmp_path / f"secagg-{secagg}"
+        settings = replace(_settings(run, 3, round_timeout=150, min_replies=3), secagg=secagg, chars=300)
+        nodes = [{**d, "state": str(run / f"state{i}")} for i, d in enumerate(devices)]
+        with Federation(nodes, run / "flwr", client_app="federation_client:app") as federation:
+            (entry,) = federation.run(settings, timeout=300)["rounds"]
+        assert entry["accepted"] == 3 and entry["applied"]
+        after = load_model(entry["checkpoint"])
+        moved[secagg] = {n: p.detach().numpy() - model_weights(base[0])[n] for n, p in after.named_parameters()}
+    assert max(np.abs(v).max() for v in moved[False].values()) > 1e-4  # the round did move the base
+    for name, plain in moved[False].items():
+        np.testing.assert_allclose(moved[True][name], plain, rtol=0, atol=2e-5, err_msg=name)

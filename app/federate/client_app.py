@@ -1,85 +1,37 @@
-"""The device's side of a federated round (a Flower ClientApp): its user's next stretch of text is learned with the
-product's own learner and update mode, from the server's base, and only the sparse delta and a few counts go back.
-
-The device keeps what its upload budget left out and adds it to its next round's delta (error feedback); it clips
-its own delta before sending, as client-side fixed clipping does. Its text never leaves it.
+"""The device's side of federation (a Flower ClientApp): each round's message is answered by the device's round
+(`device.learn_round`): the sparse delta and a few counts; with SecAgg+ on, through Flower's secure-aggregation mod.
+Its text never leaves it.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-import torch
 from flwr.app import Context, Message, MetricRecord, RecordDict
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-from app.federate.delta import clip, select
-from app.federate.records import build_model, from_record, grad_stats_of, to_record
-from app.learning.judge import per_token
-from app.learning.learner import Learner
-from app.learning.settings import LearnerConfig
-from app.typing.sentences import finished_sentences
-from models import GENERAL_REPLAY_PATH, TOKENIZER_PATH
-from models.general_replay import load as load_general
-from models.safe_io import load_tensors, save_tensors
-from models.tokenizer import Tokenizer
-
-RESIDUAL_FILE = "residual.safetensors"
-METRICS = ("tokens", "nats-base", "nats-personal", "changed-values", "sent-values", "clipped")
-
-
-def round_sentences(text: str, round_number: int, chars: int) -> list[str]:
-    """The sentences of `text` starting in the round's stretch of `chars` characters (round 1 is the first)."""
-    sentences, _ = finished_sentences(text + "\n", 0)
-    picked, offset = [], 0
-    low, high = (round_number - 1) * chars, round_number * chars
-    for sentence in sentences:
-        if low <= offset < high:
-            picked.append(sentence)
-        offset += len(sentence) + 1
-    return picked
-
-
-def _residual(state: Path) -> dict[str, np.ndarray]:
-    path = state / RESIDUAL_FILE
-    return {k: v.numpy() for k, v in load_tensors(path).items()} if path.exists() else {}
+from app.federate.device import learn_round
+from app.federate.records import to_record
+from app.federate.secagg import LEGACY_PARAMETERS, secagg_round
 
 
 def local_round(content: RecordDict, node_config: dict) -> RecordDict:
-    """Learn this round's text from the base in `content`; the reply: the sparse delta and the round's counts."""
-    config = content["config"]
-    model = build_model(str(config["model"]), from_record(content["base"]))
-    torch.set_num_threads(1)
-    text = Path(str(node_config["text"])).read_text(encoding="utf-8")
-    sentences = round_sentences(text, int(config["round"]), int(config["chars"]))
-    learner = Learner(model, Tokenizer(TOKENIZER_PATH), load_general(GENERAL_REPLAY_PATH),
-                      LearnerConfig(mode=str(config["mode"]), keep_scores=True, budget_ms=float("inf")),
-                      grad_stats=grad_stats_of(from_record(content["stats"])))
-    for sentence in sentences:
-        learner.add(sentence)
-        learner.run_round()
-    learner.close()
-    delta = {name: value.numpy() for name, value in learner.deltas().items()}
-    state = Path(str(node_config["state"]))
-    state.mkdir(parents=True, exist_ok=True)
-    for name, value in _residual(state).items():  # what earlier budgets left out
-        delta[name] = delta[name] + value if name in delta else value
-    delta, clipped = clip(delta, float(config["max-norm"]))
-    budget = int(config["budget"]) or None
-    sent, kept = select(delta, budget)
-    save_tensors(state / RESIDUAL_FILE, {name: torch.from_numpy(value) for name, value in kept.items()})
-    scores = learner.scores
-    metrics = {"tokens": float(sum(s.tokens for s in scores)),
-               "nats-base": per_token(scores, "base"), "nats-personal": per_token(scores, "personal"),
-               "changed-values": float(sum(int(np.count_nonzero(v)) for v in delta.values())),
-               "sent-values": float(sum(v.size for k, v in sent.items() if "|" not in k)),
-               "clipped": float(clipped)}
+    """The reply to a round's message: the sparse delta and the round's counts."""
+    sent, metrics = learn_round(content, node_config)
     return RecordDict({"delta": to_record(sent), "metrics": MetricRecord(metrics)})
 
 
-app = ClientApp()
+def secagg_when_asked(msg: Message, context: Context, call_next) -> Message:
+    """Flower's SecAgg+ protocol, for the rounds the server runs with it (its messages carry its configs)."""
+    if RECORD_KEY_CONFIGS in msg.content.config_records:
+        return secaggplus_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+app = ClientApp(mods=[secagg_when_asked])
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    if LEGACY_PARAMETERS in msg.content.array_records:  # a SecAgg+ round speaks Flower's legacy FitIns / FitRes
+        return Message(content=secagg_round(msg.content, context.node_config), reply_to=msg)
     return Message(content=local_round(msg.content, context.node_config), reply_to=msg)

@@ -19,9 +19,10 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from app.federate.client_app import METRICS
 from app.federate.delta import DeltaError, clip, densify, norm, weighted_mean
+from app.federate.device import METRICS
 from app.federate.records import build_model, from_record, model_weights, record_bytes, to_record
+from app.federate.secagg import aggregate_round
 from app.federate.settings import FederationSettings
 from models import TOKENIZER_PATH
 from models.checkpoint import load_model, save_model, weights_sha256
@@ -64,12 +65,28 @@ class Rounds:
         self.progress: list[dict] = []
         self.tokens = 0.0
 
-    def message(self, node: int, number: int) -> Message:
+    def config(self, number: int) -> dict:
         s = self.settings
-        config = ConfigRecord({"round": number, "mode": s.mode, "budget": s.budget, "chars": s.chars,
-                               "max-norm": s.max_norm, "model": self.model_json})
-        content = RecordDict({"base": to_record(self.weights), "stats": to_record(self.stats), "config": config})
+        return {"round": number, "mode": s.mode, "budget": s.budget, "chars": s.chars, "max-norm": s.max_norm,
+                "model": self.model_json}
+
+    def message(self, node: int, number: int) -> Message:
+        content = RecordDict({"base": to_record(self.weights), "stats": to_record(self.stats),
+                              "config": ConfigRecord(self.config(number))})
         return Message(content=content, dst_node_id=node, message_type="train", group_id=str(number))
+
+    def run_secagg_round(self, grid: Grid, context: Context, number: int) -> dict:
+        """A round under SecAgg+: only the mean delta is seen, so nothing per device is checked or reported."""
+        start, nodes = time.time(), len(list(grid.get_node_ids()))
+        mean, answered, tokens = aggregate_round(grid, context, self.weights, self.stats, self.config(number), nodes,
+                                                 self.settings.min_replies, self.settings.round_timeout)
+        if mean is not None:
+            self._apply(mean, answered)
+            self.tokens += tokens
+        return {"round": number, "sampled": nodes, "answered": answered, "accepted": answered,
+                "dropped": nodes - answered, "rejected": [], "errors": [], "clipped": 0, "applied": mean is not None,
+                "devices": {}, "tokens": tokens, "nats_base": None, "nats_personal": None,
+                "seconds": time.time() - start, "checkpoint": str(self.save(number)), "secagg": True}
 
     def run_round(self, grid: Grid, number: int) -> dict:
         start = time.time()
@@ -165,7 +182,10 @@ def main(grid: Grid, context: Context) -> None:
         rounds = Rounds(settings)
         wait_for_nodes(grid, settings)
         for number in range(1, settings.rounds + 1):
-            rounds.progress.append(rounds.run_round(grid, number))
+            if settings.secagg:
+                rounds.progress.append(rounds.run_secagg_round(grid, context, number))
+            else:
+                rounds.progress.append(rounds.run_round(grid, number))
             write_json(out / PROGRESS_FILE, {"rounds": rounds.progress})
         write_json(out / RESULT_FILE, {"done": True, "rounds": len(rounds.progress)})
     except Exception:  # the launcher waits on this file: tell it what ended the run
