@@ -13,7 +13,7 @@ from flwr.app import ConfigRecord, RecordDict
 from app.federate.client_app import local_round
 from app.federate.device import METRICS, RESIDUAL_FILE, round_sentences
 from app.federate.delta import COLS, ROWS, DeltaError, clip, densify, norm, select, weighted_mean
-from app.federate.launcher import Federation
+from app.federate.launcher import Federation, descendants
 from app.federate.records import from_record, model_weights, to_record
 from app.federate.settings import FederationSettings
 from models import BASE_DIR
@@ -144,10 +144,12 @@ def test_two_supernodes_on_loopback_complete_a_round_and_send_no_text(tmp_path, 
     devices = _devices(tmp_path, ["", ""])
     with Federation(devices, tmp_path / "flwr", client_app="federation_client:app") as federation:
         rounds = federation.run(_settings(tmp_path, 2, round_timeout=120), timeout=180)["rounds"]
-        listening = _listening_addresses(federation)
+        addresses = _socket_addresses(federation)
     (entry,) = rounds
     assert entry["accepted"] == 2 and entry["applied"] and entry["dropped"] == 0  # within the 2-minute round timeout
-    assert listening and all(address == "127.0.0.1" for address in listening)
+    loopback = {"127.0.0.1", "::ffff:127.0.0.1"}
+    assert addresses and all(local in loopback and remote in loopback | {"0.0.0.0"} for local, remote in addresses)
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _has_home(p, tmp_path / "flwr")]  # all stopped
     names = set(model_weights(base[0]))
     allowed = names | {n + ROWS for n in names} | {n + COLS for n in names}
     for device in devices:
@@ -168,28 +170,39 @@ def test_two_supernodes_on_loopback_complete_a_round_and_send_no_text(tmp_path, 
     assert moved and len(moved) < len(names)  # sparse: only what the scheme trains
 
 
-def _listening_addresses(federation):
-    """Local addresses of the TCP sockets the daemons listen on (from /proc/net/tcp*)."""
+def _ip(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address.split(":")[0])
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    return socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+
+
+def _has_home(proc: Path, root: Path) -> bool:
+    try:
+        return f"FLWR_HOME={root}".encode() in (proc / "environ").read_bytes()
+    except OSError:
+        return False
+
+
+def _socket_addresses(federation):
+    """(local, remote) addresses of every TCP socket the daemons and the processes they started hold."""
     inodes = set()
     for proc in [federation.link, *federation.nodes]:
-        for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    addresses = []
-    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for pid in [proc.pid, *descendants(proc.pid)]:
+            for fd in Path(f"/proc/{pid}/fd").glob("*"):
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                raw = bytes.fromhex(fields[1].split(":")[0])
-                if family == socket.AF_INET:
-                    addresses.append(socket.inet_ntop(family, raw[::-1]))
-                else:
-                    addresses.append(socket.inet_ntop(family, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
-    return addresses
+            if fields[9] in inodes:
+                found.add((_ip(fields[1]), _ip(fields[2])))
+    return found
 
 
 def test_bad_deltas_are_rejected_and_a_huge_one_is_clipped(tmp_path, federation_env):

@@ -45,11 +45,16 @@ def _footprint_rows() -> list[str]:
     return [f"{label}: {line}" for label, run in _json("bench_footprint").items() for line in Footprint(**run).lines()]
 
 
+def _federate_rows() -> list[str]:
+    return _json("federate")["lines"]
+
+
 @pytest.mark.parametrize("rows", [
     lambda: _eval_rows("eval_dd_test"), lambda: _eval_rows("eval_dev_users"), _predict_rows,
     lambda: _engine_rows("bench_engine"), lambda: _engine_rows("bench_engine_stream"), _learning_rows, _simulate_rows,
-    _footprint_rows], ids=["eval DailyDialog test", "eval dev users", "bench predict", "bench engine",
-                           "bench engine --stream", "bench learning", "simulate", "bench footprint"])
+    _footprint_rows, _federate_rows], ids=["eval DailyDialog test", "eval dev users", "bench predict", "bench engine",
+                                           "bench engine --stream", "bench learning", "simulate", "bench footprint",
+                                           "federate"])
 def test_every_figure_of_a_run_is_in_the_readme_as_printed(rows):
     readme = {line.strip() for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()}
     lines = rows()

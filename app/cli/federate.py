@@ -4,6 +4,8 @@ one SuperNode per device), then a comparison run and the held-out score of every
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 from app.cli.common import CORPUS_DIR, fail
@@ -30,11 +32,12 @@ def _cmd_federate(args: argparse.Namespace) -> int:
         min_replies=args.min_replies or (args.clients + 1) // 2, max_norm=args.max_norm, server_lr=args.server_lr,
         dp_noise=args.dp_noise, grad_corpus=str(Path(args.grad_corpus).resolve()) if args.grad_corpus else "",
         secagg=args.secagg)
-    compare = comparison(settings, args.compare, args.compare_rounds or args.rounds) if args.compare != "none" else None
+    compare = comparison(settings, args.compare, args.compare_rounds) if args.compare != "none" else None
     devices = write_devices(args.users, args.first_client - 1, args.clients, args.chars * args.rounds, root / "devices")
     texts = read_eval_texts(args.users, args.eval_chars, users=args.eval_users)
     print(f"clients: users {args.first_client}-{args.first_client + args.clients - 1}; held out: users "
           f"1-{args.eval_users}; {args.mode} uploads at most {budget:,} values per round", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the daemons on the way out, as Ctrl+C does
     try:
         report = run_federation(settings, compare, devices, texts, root, args.processes, args.timeout * 60,
                                 lambda line: print(line, flush=True))
@@ -59,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                               "/ 32; 0: all it changed)")
     p.add_argument("--compare", default="full", help="the comparison run's update mode (uploading all it changes), "
                                                      "or none")
-    p.add_argument("--compare-rounds", type=int, help="rounds of the comparison run (default: --rounds)")
+    p.add_argument("--compare-rounds", type=int, default=1, help="rounds of the comparison run")
     p.add_argument("--eval-users", type=int, default=12, help="held-out users 1..N scored with every round's base")
     p.add_argument("--eval-chars", type=int, default=5000, help="characters of each held-out user's text")
     p.add_argument("--min-replies", type=int, help="accepted deltas a round needs (default: half the clients)")

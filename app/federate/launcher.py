@@ -133,7 +133,7 @@ class Federation:
     def kill_node(self, index: int) -> None:
         """SIGKILL a SuperNode and everything it started, as a device that vanishes."""
         node = self.nodes[index]
-        for pid in [node.pid, *_descendants(node.pid)]:
+        for pid in [node.pid, *descendants(node.pid)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -159,7 +159,7 @@ class Federation:
             self._tmp.cleanup()
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     found, frontier = [], [pid]
     while frontier:
         parent = frontier.pop()
