@@ -252,3 +252,14 @@ def test_with_secagg_the_server_gets_the_same_mean_as_the_plain_sum(tmp_path, fe
     assert max(np.abs(v).max() for v in moved[False].values()) > 1e-4  # the round did move the base
     for name, plain in moved[False].items():
         np.testing.assert_allclose(moved[True][name], plain, rtol=0, atol=2e-5, err_msg=name)
+
+
+def test_dp_noise_on_the_mean_has_the_configured_scale(tmp_path):
+    from app.federate.server_app import Rounds
+
+    rounds = Rounds(FederationSettings(base=str(BASE_DIR), out=str(tmp_path), dp_noise=1.0, max_norm=2.0))
+    before = {name: value.copy() for name, value in rounds.weights.items()}
+    rounds.apply({"wte.weight": np.zeros_like(before["wte.weight"])}, accepted=4)
+    noise = rounds.weights["wte.weight"] - before["wte.weight"]
+    assert noise.std() == pytest.approx(1.0 * 2.0 / 4, rel=0.02)  # noise multiplier x clipping norm / deltas
+    assert all(np.array_equal(rounds.weights[n], before[n]) for n in before if n != "wte.weight")

@@ -81,7 +81,7 @@ class Rounds:
         mean, answered, tokens = aggregate_round(grid, context, self.weights, self.stats, self.config(number), nodes,
                                                  self.settings.min_replies, self.settings.round_timeout)
         if mean is not None:
-            self._apply(mean, answered)
+            self.apply(mean, answered)
             self.tokens += tokens
         return {"round": number, "sampled": nodes, "answered": answered, "accepted": answered,
                 "dropped": nodes - answered, "rejected": [], "errors": [], "clipped": 0, "applied": mean is not None,
@@ -118,7 +118,7 @@ class Rounds:
             scores["tokens"] += metrics["tokens"]
         applied = len(deltas) >= max(self.settings.min_replies, 1)
         if applied:
-            self._apply(weighted_mean(deltas, weights), len(deltas))
+            self.apply(weighted_mean(deltas, weights), len(deltas))
             self.tokens += scores["tokens"]
         folder = self.save(number)
         tokens = max(scores["tokens"], 1.0)
@@ -129,7 +129,8 @@ class Rounds:
                 "nats_personal": scores["nats-personal"] / tokens, "seconds": time.time() - start,
                 "checkpoint": str(folder)}
 
-    def _apply(self, mean: dict[str, np.ndarray], accepted: int) -> None:
+    def apply(self, mean: dict[str, np.ndarray], accepted: int) -> None:
+        """Move the base by the server rate times the mean delta, with the configured Gaussian noise on it."""
         s = self.settings
         rng = np.random.default_rng(len(self.progress))
         std = s.dp_noise * s.max_norm / accepted
