@@ -84,3 +84,16 @@ def test_a_resume_without_weights_keeps_the_checkpoints_mixture(tmp_path, capsys
     assert state["config"]["weights"] == [0.8, 0.2] and "corpus weights [0.8, 0.2]" in capsys.readouterr().out
     pretrain(_cfg(tmp_path, "new", max_steps=1, weights=None))
     assert json.loads((tmp_path / "new" / "pretrain_state.json").read_text())["config"]["weights"] == [1.0, 1.0]
+
+
+def test_the_command_line_sets_a_new_models_shape(tmp_path, monkeypatch):
+    import models.build.pretrain as module
+    from app.cli import main
+
+    seen = []
+    monkeypatch.setattr(module, "pretrain", seen.append)
+    corpus = _corpus(tmp_path)
+    assert main(["pretrain", "--corpus", *corpus, "--out", str(tmp_path / "run"), "--layers", "6"]) == 0
+    assert main(["pretrain", "--corpus", *corpus, "--out", str(tmp_path / "run")]) == 0
+    assert seen[0].model["n_layer"] == 6 and seen[0].model["n_embd"] == 256
+    assert seen[1].model["n_layer"] == 4  # the default shape: each run's config is its own

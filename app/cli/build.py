@@ -26,10 +26,12 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             return fail(f"corpus weight must be a number: {spec}")
         corpora.append(path)
     given = any(":" in spec for spec in args.corpus)  # none given: a resumed run keeps its checkpoint's mixture
+    shape = {"n_layer": args.layers, "n_embd": args.width, "n_head": args.heads}
     cfg = PretrainConfig(corpora=corpora, weights=weights if given else None, out_dir=args.out,
                          tokenizer=str(args.tokenizer),
                          minutes=args.minutes, total_tokens=args.total_tokens, seed=args.seed,
                          cache_dir=args.cache_dir, threads=args.threads)
+    cfg.model.update({k: v for k, v in shape.items() if v is not None})
     pretrain(cfg)
     return 0
 
@@ -119,6 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache-dir", default="runs/tokens", help="where tokenised corpora are cached")
     p.add_argument("--threads", type=int, default=2, help="torch threads (1 leaves a core to other work)")
+    p.add_argument("--layers", type=int, help="blocks of a new model (default 4; a resumed run keeps its own)")
+    p.add_argument("--width", type=int, help="embedding width of a new model (default 256)")
+    p.add_argument("--heads", type=int, help="attention heads of a new model (default 4)")
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("build-prior", help="count the pretraining text into the compact word prior")
