@@ -8,6 +8,7 @@ the shipped base with a bootstrap interval.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -67,6 +68,8 @@ def federate(settings: FederationSettings, devices: list[dict], root: Path, time
     state)."""
     start = time.time()
     nodes = [{**device, "state": f"{device['state']}-{settings.mode}"} for device in devices]
+    for node in nodes:  # what an earlier run's budget kept back belongs to that run
+        shutil.rmtree(node["state"], ignore_errors=True)
     with Federation(nodes, root / f"flwr-{settings.mode}") as federation:
         rounds = federation.run(settings, timeout)["rounds"]
     return FederationRun(settings.mode, rounds, time.time() - start)
@@ -110,9 +113,10 @@ class FederationReport:
                          f"client per round than {other.mode}")
         lines.append(f"round 0 (shipped base): held-out users' prequential nats/token {self.shipped.personal():.4f}")
         for entry, scored in zip(first.rounds, self.per_round):
-            lines.append(f"round {entry['round']}: {entry['accepted']} deltas averaged, clients' new text "
-                         f"{entry['nats_base']:.4f} nats/token with the base they were sent; held-out users' "
-                         f"prequential nats/token {scored.personal():.4f}")
+            seen = ("not seen (SecAgg+)" if entry["nats_base"] is None else "none accepted" if not entry["accepted"]
+                    else f"{entry['nats_base']:.4f} nats/token with the base they were sent")
+            lines.append(f"round {entry['round']}: {entry['accepted']} deltas averaged, clients' new text {seen}; "
+                         f"held-out users' prequential nats/token {scored.personal():.4f}")
         users = len(self.shipped.results)
         for scored in [self.per_round[-1], self.compared]:
             if scored is None:

@@ -76,33 +76,43 @@ def select(delta: Tensors, budget: int | None) -> tuple[Tensors, Tensors]:
     return sent, {name: value for name, value in kept.items() if value.any()}
 
 
+def _split_key(key: str) -> tuple[str, str]:
+    for suffix in (ROWS, COLS):
+        if key.endswith(suffix):
+            return key[:-len(suffix)], suffix
+    return key, ""
+
+
 def densify(sent: Tensors, shapes: dict[str, tuple[int, ...]]) -> Tensors:
-    """The full-shape delta of what a device sent, checked against the model's tensor `shapes`."""
+    """The full-shape delta of what a device sent, checked against the model's tensor `shapes`: float32 values
+    (finite), int32 indices (distinct, in range, along the tensor's own axis), nothing else."""
     dense: Tensors = {}
-    names = {key.removesuffix(ROWS).removesuffix(COLS) for key in sent}
-    for name in sorted(names):
-        if name not in shapes or name not in sent:
+    keys: dict[str, set[str]] = {}
+    for key in sent:
+        name, suffix = _split_key(key)
+        keys.setdefault(name, set()).add(suffix)
+    for name, suffixes in sorted(keys.items()):
+        if name not in shapes or "" not in suffixes:
             raise DeltaError(f"unknown or incomplete tensor {name!r}")
         shape, values = shapes[name], sent[name]
-        if values.dtype.kind != "f" or not np.isfinite(values).all():
-            raise DeltaError(f"{name}: values must be finite floats")
+        if values.dtype != np.float32 or not np.isfinite(values).all():
+            raise DeltaError(f"{name}: values must be finite float32")
         axis = slice_axis(name, shape)
-        key = None if axis is None else name + (ROWS if axis == 0 else COLS)
-        extra = {ROWS, COLS} - ({key[len(name):]} if key else set())
-        if any(name + suffix in sent for suffix in extra):
+        allowed = {""} if axis is None else {"", ROWS if axis == 0 else COLS}
+        if not suffixes <= allowed:
             raise DeltaError(f"{name}: sliced along the wrong axis")
         full = np.zeros(shape, dtype=np.float32)
-        if key is None or key not in sent:
+        if len(suffixes) == 1:
             if values.shape != shape:
                 raise DeltaError(f"{name}: shape {values.shape}, expected {shape}")
             full[...] = values
         else:
-            idx = sent[key]
+            idx = sent[name + (ROWS if axis == 0 else COLS)]
+            if idx.dtype != np.int32 or idx.ndim != 1 or len(np.unique(idx)) != len(idx) \
+                    or (len(idx) and (idx.min() < 0 or idx.max() >= shape[axis])):
+                raise DeltaError(f"{name}: slice indices must be distinct int32 within 0..{shape[axis] - 1}")
             want = list(shape)
             want[axis] = len(idx)
-            if idx.dtype.kind not in "iu" or idx.ndim != 1 or len(np.unique(idx)) != len(idx) \
-                    or (len(idx) and (idx.min() < 0 or idx.max() >= shape[axis])):
-                raise DeltaError(f"{name}: slice indices must be distinct and within 0..{shape[axis] - 1}")
             if values.shape != tuple(want):
                 raise DeltaError(f"{name}: shape {values.shape}, expected {tuple(want)}")
             if axis == 0:

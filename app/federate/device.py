@@ -49,6 +49,8 @@ def learn_round(content: RecordDict, node_config: dict) -> tuple[dict[str, np.nd
     torch.set_num_threads(1)
     text = Path(str(node_config["text"])).read_text(encoding="utf-8")
     sentences = round_sentences(text, int(config["round"]), int(config["chars"]))
+    if not sentences:  # an error reply: the round goes on without this device, its residual kept for later
+        raise ValueError(f"no text left for round {config['round']}")
     learner = Learner(model, Tokenizer(TOKENIZER_PATH), load_general(GENERAL_REPLAY_PATH),
                       LearnerConfig(mode=str(config["mode"]), keep_scores=True, budget_ms=float("inf")),
                       grad_stats=grad_stats_of(from_record(content["stats"])))

@@ -29,10 +29,16 @@ class FederationError(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports on the loopback address (all held at once while picked)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((HOST, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def write_app(folder: Path, settings: FederationSettings, client_app: str = CLIENT_APP) -> Path:
@@ -58,9 +64,10 @@ class Federation:
         self.devices, self.client_app = devices, client_app
         self._tmp = None if root else tempfile.TemporaryDirectory(prefix="pocketkb-fed-")
         self.root = Path(root or self._tmp.name)
-        self.port = free_port()
+        self.port, *self.node_ports = free_ports(1 + len(devices))
         self.link: subprocess.Popen | None = None
         self.nodes: list[subprocess.Popen] = []
+        self.logs: list = []
         bin_dir = str(Path(sys.executable).parent)
         self.env = {**os.environ, **QUIET, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
@@ -68,6 +75,7 @@ class Federation:
         home = self.root / name
         home.mkdir(parents=True, exist_ok=True)
         log = open(self.root / f"{name}.log", "wb")
+        self.logs.append(log)
         return subprocess.Popen(args, env={**self.env, "FLWR_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -76,11 +84,11 @@ class Federation:
             self.link = self._start("link", ["flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
                                              "--host", HOST, "--port", str(self.port)])
             self._wait_healthy()
-            for i, device in enumerate(self.devices):
+            for i, (device, port) in enumerate(zip(self.devices, self.node_ports)):
                 config = " ".join(f"{k}={json.dumps(v)}" for k, v in device.items())
                 self.nodes.append(self._start(f"node{i}", [
                     "flower-supernode", "--insecure", "--superlink", f"{HOST}:{self.port}", "--host", HOST,
-                    "--port", str(free_port()), "--node-config", config]))
+                    "--port", str(port), "--node-config", config]))
             cli = self.root / "cli"
             cli.mkdir(exist_ok=True)
             (cli / "config.toml").write_text(f'[superlink]\ndefault = "loop"\n\n[superlink.loop]\n'
@@ -108,27 +116,48 @@ class Federation:
     def run(self, settings: FederationSettings, timeout: float) -> dict:
         """Start the federation's run and wait for its result file; the progress file's rounds."""
         out = Path(settings.out)
+        dead = [i for i, node in enumerate(self.nodes) if node.poll() is not None]
+        if dead:
+            raise FederationError(f"flower-supernode {dead[0]} exited: see {self.root / f'node{dead[0]}.log'}")
         for name in (RESULT_FILE, PROGRESS_FILE):
             (out / name).unlink(missing_ok=True)
         app_dir = write_app(self.root / "app", settings, self.client_app)
         config = self.root / "run-config.toml"
         config.write_text(settings.run_config_toml(), encoding="utf-8")
-        started = subprocess.run(["flwr", "run", str(app_dir), "loop", "--format", "json", "--run-config", str(config)],
-                                 env={**self.env, "FLWR_HOME": str(self.root / "cli")}, capture_output=True,
-                                 text=True, timeout=120)
+        started = self._flwr(["run", str(app_dir), "loop", "--format", "json", "--run-config", str(config)])
         if started.returncode != 0:
             raise FederationError(f"flwr run failed: {started.stdout[-2000:]}{started.stderr[-2000:]}")
-        deadline = time.time() + timeout
+        run_id = str(_json_of(started.stdout)["run-id"])
+        deadline, checked = time.time() + timeout, time.time()
         while not (out / RESULT_FILE).exists():
             if time.time() > deadline:
                 raise FederationError(f"the run did not finish in {timeout:.0f} s")
             if self.link.poll() is not None:
                 raise FederationError(f"flower-superlink exited: see {self.root / 'link.log'}")
+            if time.time() - checked > 10:  # a server app that died before it could write its result
+                checked = time.time()
+                self._check_alive(run_id, out)
             time.sleep(0.5)
         result = json.loads((out / RESULT_FILE).read_text())
         if not result.get("done"):
             raise FederationError(f"the server app failed:\n{result.get('error', '')}")
         return json.loads((out / PROGRESS_FILE).read_text())
+
+    def _flwr(self, args: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(["flwr", *args], env={**self.env, "FLWR_HOME": str(self.root / "cli")},
+                              capture_output=True, text=True, timeout=120)
+
+    def _check_alive(self, run_id: str, out: Path) -> None:
+        listed = self._flwr(["ls", "loop", "--run-id", run_id, "--format", "json"])
+        try:
+            status = _json_of(listed.stdout)["runs"][0]["status"]
+        except (ValueError, KeyError, IndexError):
+            return
+        if status.startswith("finished") and not (out / RESULT_FILE).exists():
+            time.sleep(2)  # the result file may be on its way
+            if not (out / RESULT_FILE).exists():
+                log = self._flwr(["log", run_id, "loop", "--show"]).stdout
+                raise FederationError(f"the run ended ({status}) without a result:\n{log[-3000:]}")
 
     def kill_node(self, index: int) -> None:
         """SIGKILL a SuperNode and everything it started, as a device that vanishes."""
@@ -155,8 +184,15 @@ class Federation:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         _kill_stragglers(str(self.root))
+        for log in self.logs:
+            log.close()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def _json_of(output: str) -> dict:
+    """The JSON object a `flwr ... --format json` command printed (after any line of its own)."""
+    return json.loads(output[output.index("{"):])
 
 
 def descendants(pid: int) -> list[int]:
@@ -185,7 +221,7 @@ def _kill_stragglers(root: str) -> None:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if f"FLWR_HOME={root}".encode() in environ:
+        if f"FLWR_HOME={root}/".encode() in environ:  # the homes are folders of root
             try:
                 os.kill(int(entry.name), signal.SIGKILL)
             except ProcessLookupError:

@@ -33,9 +33,9 @@ from models.tokenizer import Tokenizer
 PROGRESS_FILE, RESULT_FILE = "progress.json", "result.json"
 
 
-def check_reply(reply: Message, shapes: dict[str, tuple[int, ...]]) -> tuple[dict, dict[str, float]]:
-    """A device's full-shape delta and its counts; DeltaError if the reply is not a well-formed delta."""
-    content = reply.content
+def check_reply(content: RecordDict, shapes: dict[str, tuple[int, ...]], chars: int) -> tuple[dict, dict[str, float]]:
+    """A device's full-shape delta and its counts (its tokens, its weight in the mean, capped at the round's
+    characters); DeltaError if the reply is not a well-formed delta."""
     if set(content.array_records) != {"delta"} or set(content.metric_records) != {"metrics"} \
             or content.config_records:
         raise DeltaError("the reply holds other records than a delta and its counts")
@@ -44,7 +44,13 @@ def check_reply(reply: Message, shapes: dict[str, tuple[int, ...]]) -> tuple[dic
         raise DeltaError("the reply's counts are missing or not finite")
     if metrics["tokens"] <= 0:
         raise DeltaError("no tokens learned")
-    return densify(from_record(content.array_records["delta"]), shapes), metrics
+    metrics["tokens"] = min(metrics["tokens"], float(chars))  # no device outweighs what a round can hold
+    try:
+        return densify(from_record(content.array_records["delta"]), shapes), metrics
+    except DeltaError:
+        raise
+    except Exception as err:  # arrays that do not even decode (not .npy, object dtype, corrupt)
+        raise DeltaError(f"the delta does not decode: {type(err).__name__}") from None
 
 
 class Rounds:
@@ -80,11 +86,11 @@ class Rounds:
         start, nodes = time.time(), len(list(grid.get_node_ids()))
         mean, answered, tokens = aggregate_round(grid, context, self.weights, self.stats, self.config(number), nodes,
                                                  self.settings.min_replies, self.settings.round_timeout)
-        if mean is not None:
-            self.apply(mean, answered)
+        applied = mean is not None and self.apply(mean, min(1.0, self.settings.chars / max(tokens, 1.0)))
+        if applied:
             self.tokens += tokens
         return {"round": number, "sampled": nodes, "answered": answered, "accepted": answered,
-                "dropped": nodes - answered, "rejected": [], "errors": [], "clipped": 0, "applied": mean is not None,
+                "dropped": nodes - answered, "rejected": [], "errors": [], "clipped": 0, "applied": applied,
                 "devices": {}, "tokens": tokens, "nats_base": None, "nats_personal": None,
                 "seconds": time.time() - start, "checkpoint": str(self.save(number)), "secagg": True}
 
@@ -104,7 +110,7 @@ class Rounds:
             answered[node] = {"bytes": record_bytes(reply.content.array_records["delta"])
                               if "delta" in reply.content.array_records else 0}
             try:
-                delta, metrics = check_reply(reply, self.shapes)
+                delta, metrics = check_reply(reply.content, self.shapes, self.settings.chars)
             except DeltaError as err:
                 rejected.append({"node": node, "reason": str(err)})
                 continue
@@ -116,9 +122,9 @@ class Rounds:
             for key in ("nats-base", "nats-personal"):
                 scores[key] += metrics[key] * metrics["tokens"]
             scores["tokens"] += metrics["tokens"]
-        applied = len(deltas) >= max(self.settings.min_replies, 1)
+        applied = len(deltas) >= max(self.settings.min_replies, 1) and \
+            self.apply(weighted_mean(deltas, weights), max(weights) / sum(weights))
         if applied:
-            self.apply(weighted_mean(deltas, weights), len(deltas))
             self.tokens += scores["tokens"]
         folder = self.save(number)
         tokens = max(scores["tokens"], 1.0)
@@ -129,14 +135,19 @@ class Rounds:
                 "nats_personal": scores["nats-personal"] / tokens, "seconds": time.time() - start,
                 "checkpoint": str(folder)}
 
-    def apply(self, mean: dict[str, np.ndarray], accepted: int) -> None:
-        """Move the base by the server rate times the mean delta, with the configured Gaussian noise on it."""
+    def apply(self, mean: dict[str, np.ndarray], largest_share: float) -> bool:
+        """Move the base by the server rate times the mean delta, with Gaussian noise (fresh entropy) of `dp_noise`
+        times one device's largest possible influence on the mean (max_norm x its largest weight share). False,
+        and the base unchanged, if the mean is not finite."""
         s = self.settings
-        rng = np.random.default_rng(len(self.progress))
-        std = s.dp_noise * s.max_norm / accepted
+        if not all(np.isfinite(value).all() for value in mean.values()):
+            return False
+        std = s.dp_noise * s.max_norm * largest_share
+        rng = np.random.default_rng()
         for name, value in mean.items():
             noise = rng.normal(0.0, std, value.shape).astype(np.float32) if std else 0.0
             self.weights[name] = (self.weights[name] + s.server_lr * (value + noise)).astype(np.float32)
+        return True
 
     def save(self, number: int) -> Path:
         """The base after round `number` as a model folder, with its gradient statistics and provenance."""
@@ -176,9 +187,9 @@ app = ServerApp()
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    settings = FederationSettings.from_run_config(dict(context.run_config))
-    out = Path(settings.out)
+    out = Path(str(context.run_config["out"]))
     try:
+        settings = FederationSettings.from_run_config(dict(context.run_config))
         torch.set_num_threads(1)
         rounds = Rounds(settings)
         wait_for_nodes(grid, settings)
