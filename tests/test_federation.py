@@ -310,3 +310,18 @@ def test_dp_noise_on_the_mean_has_the_configured_scale(tmp_path):
     rounds.apply(zero, largest_share=0.25)
     again = rounds.weights["wte.weight"] - before["wte.weight"] - noise
     assert not np.allclose(again, noise)  # fresh entropy each time: nobody can regenerate and subtract it
+
+
+def test_the_report_gives_bytes_per_client_rounds_and_drops():
+    from app.bench.federation import FederationRun
+
+    def entry(number, sizes, dropped=0, secagg=False):
+        return {"round": number, "applied": True, "dropped": dropped, "rejected": [], "clipped": 0, "accepted": 2,
+                "devices": {} if secagg else {str(i): {"bytes": b} for i, b in enumerate(sizes)},
+                "nats_base": None if secagg else 3.9}
+
+    sparse = FederationRun("sparse", [entry(1, [100, 300]), entry(2, [200], dropped=1)], 10.0)
+    assert sparse.mean_upload() == 200
+    line = sparse.line(2)
+    assert "2 of 2 rounds completed, 1 client answers dropped" in line and "200 bytes (max 300)" in line
+    assert "uploads unseen" in FederationRun("sparse", [entry(1, [], secagg=True)], 5.0).line(2)

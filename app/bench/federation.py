@@ -42,9 +42,10 @@ class FederationRun:
         dropped = sum(r["dropped"] for r in self.rounds)
         rejected = sum(len(r["rejected"]) for r in self.rounds)
         clipped = sum(r["clipped"] for r in self.rounds)
+        upload = (f"upload per client per round {self.mean_upload():,.0f} bytes (max {max(self.upload_bytes()):,})"
+                  if self.upload_bytes() else "uploads unseen (SecAgg+: dense, masked)")
         return (f"{self.mode}: {clients} clients, {done} of {len(self.rounds)} rounds completed, {dropped} client "
-                f"answers dropped, {rejected} deltas rejected, {clipped} clipped; upload per client per round "
-                f"{self.mean_upload():,.0f} bytes (max {max(self.upload_bytes(), default=0):,}); {self.seconds:.0f} s")
+                f"answers dropped, {rejected} deltas rejected, {clipped} clipped; {upload}; {self.seconds:.0f} s")
 
 
 def write_devices(users_file: str, skip: int, clients: int, chars: int, root: Path) -> list[dict]:
