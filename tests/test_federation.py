@@ -159,7 +159,8 @@ def _devices(tmp_path, faults):
         folder = tmp_path / f"device{i}"
         folder.mkdir()
         (folder / "text.txt").write_text(TEXTS[i % len(TEXTS)])
-        device = {"text": str(folder / "text.txt"), "state": str(folder / "state"), "audit": str(folder / "audit.jsonl")}
+        device = {"text": str(folder / "text.txt"), "state": str(folder / "state"),
+                  "audit": str(folder / "audit.jsonl")}
         devices.append({**device, "fault": fault} if fault else device)
     return devices
 

@@ -19,6 +19,11 @@ class DeltaError(ValueError):
     """A delta the server turns down: unknown tensors, bad indices or shapes, not finite."""
 
 
+def index_key(name: str, axis: int) -> str:
+    """The key of a sliced tensor's indices."""
+    return name + (ROWS if axis == 0 else COLS)
+
+
 def slice_axis(name: str, shape: tuple[int, ...]) -> int | None:
     """The axis a tensor is cut along: an embedding's rows (tokens, positions), a linear weight's input channels
     (the channels the sparse engine trains); a vector travels whole (None)."""
@@ -68,7 +73,7 @@ def select(delta: Tensors, budget: int | None) -> tuple[Tensors, Tensors]:
             continue
         idx = np.sort(np.asarray(indices, dtype=np.int32))
         sent[name] = np.take(delta[name], idx, axis=axis).astype(np.float32)
-        sent[name + (ROWS if axis == 0 else COLS)] = idx
+        sent[index_key(name, axis)] = idx
         if axis == 0:
             kept[name][idx] = 0
         else:
@@ -98,7 +103,7 @@ def densify(sent: Tensors, shapes: dict[str, tuple[int, ...]]) -> Tensors:
         if values.dtype != np.float32 or not np.isfinite(values).all():
             raise DeltaError(f"{name}: values must be finite float32")
         axis = slice_axis(name, shape)
-        allowed = {""} if axis is None else {"", ROWS if axis == 0 else COLS}
+        allowed = {""} if axis is None else {"", index_key(name, axis)[len(name):]}
         if not suffixes <= allowed:
             raise DeltaError(f"{name}: sliced along the wrong axis")
         full = np.zeros(shape, dtype=np.float32)
@@ -107,7 +112,7 @@ def densify(sent: Tensors, shapes: dict[str, tuple[int, ...]]) -> Tensors:
                 raise DeltaError(f"{name}: shape {values.shape}, expected {shape}")
             full[...] = values
         else:
-            idx = sent[name + (ROWS if axis == 0 else COLS)]
+            idx = sent[index_key(name, axis)]
             if idx.dtype != np.int32 or idx.ndim != 1 or len(np.unique(idx)) != len(idx) \
                     or (len(idx) and (idx.min() < 0 or idx.max() >= shape[axis])):
                 raise DeltaError(f"{name}: slice indices must be distinct int32 within 0..{shape[axis] - 1}")
@@ -144,8 +149,3 @@ def weighted_mean(deltas: list[Tensors], weights: list[float]) -> Tensors:
         for name, value in delta.items():
             mean[name] = mean.get(name, 0) + value.astype(np.float64) * (weight / total)
     return {name: value.astype(np.float32) for name, value in mean.items()}
-
-
-def wire_bytes(arrays: Tensors) -> int:
-    """Bytes of the values and indices themselves (the message adds a small header per array)."""
-    return sum(a.nbytes for a in arrays.values())

@@ -81,7 +81,8 @@ class Federation:
 
     def __enter__(self) -> "Federation":
         try:
-            self.link = self._start("link", ["flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
+            self.link = self._start("link", ["flower-superlink", "--insecure",
+                                             "--disable-runtime-dependency-installation",
                                              "--host", HOST, "--port", str(self.port)])
             self._wait_healthy()
             for i, (device, port) in enumerate(zip(self.devices, self.node_ports)):

@@ -67,7 +67,8 @@ def aggregate_round(grid: Grid, context: Context, weights: Tensors, stats: Tenso
     names = list(weights)
     settings = {**config, "names": json.dumps(names), "stats-names": json.dumps(list(stats))}
     strategy = Counted(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=max(min_replies, 2),
-                       min_evaluate_clients=0, min_available_clients=max(min_replies, 2), on_fit_config_fn=lambda _: settings,
+                       min_evaluate_clients=0, min_available_clients=max(min_replies, 2),
+                       on_fit_config_fn=lambda _: settings,
                        initial_parameters=ndarrays_to_parameters([*weights.values(), *stats.values()]),
                        fit_metrics_aggregation_fn=lambda metrics: {})
     legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1, round_timeout=timeout),

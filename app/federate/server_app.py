@@ -76,10 +76,11 @@ class Rounds:
         return {"round": number, "mode": s.mode, "budget": s.budget, "chars": s.chars, "max-norm": s.max_norm,
                 "model": self.model_json}
 
-    def message(self, node: int, number: int) -> Message:
-        content = RecordDict({"base": to_record(self.weights), "stats": to_record(self.stats),
-                              "config": ConfigRecord(self.config(number))})
-        return Message(content=content, dst_node_id=node, message_type="train", group_id=str(number))
+    def messages(self, nodes: list[int], number: int) -> list[Message]:
+        """The round's message to each node: the base and its statistics serialised once, shared by all."""
+        base, stats = to_record(self.weights), to_record(self.stats)
+        return [Message(content=RecordDict({"base": base, "stats": stats, "config": ConfigRecord(self.config(number))}),
+                        dst_node_id=node, message_type="train", group_id=str(number)) for node in nodes]
 
     def run_secagg_round(self, grid: Grid, context: Context, number: int) -> dict:
         """A round under SecAgg+: only the mean delta is seen, so nothing per device is checked or reported."""
@@ -97,7 +98,7 @@ class Rounds:
     def run_round(self, grid: Grid, number: int) -> dict:
         start = time.time()
         nodes = sorted(grid.get_node_ids())
-        replies = list(grid.send_and_receive([self.message(n, number) for n in nodes],
+        replies = list(grid.send_and_receive(self.messages(nodes, number),
                                              timeout=self.settings.round_timeout))
         deltas, weights, answered, rejected, errors = [], [], {}, [], []
         clipped = 0
