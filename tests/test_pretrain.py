@@ -53,6 +53,20 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert state["step"] == 6 and len(state["evals"]) == 2
 
 
+def test_a_cooldown_after_the_cosine_takes_the_rate_to_its_final_value_and_then_training_stops(tmp_path):
+    cfg = PretrainConfig(corpora=[], weights=[], out_dir="", tokenizer="", total_tokens=10_000, warmup_tokens=100,
+                         lr=1e-3, min_lr=1e-4, cooldown_tokens=4_000, final_lr=1e-5)
+    assert abs(learning_rate(cfg, 9_999) - 1e-4) < 1e-8  # the cosine ends where the cooldown starts
+    assert abs(learning_rate(cfg, 10_000) - 1e-4) < 1e-12
+    assert abs(learning_rate(cfg, 11_000) - (1e-5 + 9e-5 * 0.5)) < 1e-12  # 1 - sqrt(1/4)
+    assert abs(learning_rate(cfg, 14_000) - 1e-5) < 1e-12
+    first = pretrain(_cfg(tmp_path, "run"))
+    result = pretrain(_cfg(tmp_path, "run", cooldown_tokens=16 * 16 * 2, final_lr=0.0))  # resumed: 2 steps more
+    assert (first["tokens"], result["tokens"]) == (16 * 16 * 6, 16 * 16 * 8)
+    state = json.loads((tmp_path / "run" / "pretrain_state.json").read_text())
+    assert 0 < state["lr"] < 1e-4 and state["config"]["cooldown_tokens"] == 512
+
+
 def test_resume_without_optimizer_state_ramps_the_learning_rate_up_again(tmp_path, capsys):
     pretrain(_cfg(tmp_path, "run", max_steps=3))
     (tmp_path / "run" / "optimizer.safetensors").unlink()

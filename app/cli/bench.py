@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from app.cli.common import CORPUS_DIR, fail
-from models import GENERAL_REPLAY_PATH, TOKENIZER_PATH
+from models import BASE_DIR, GENERAL_REPLAY_PATH, TOKENIZER_PATH
 
 
 def _bench_predict(args: argparse.Namespace) -> int:
@@ -23,8 +23,11 @@ def _bench_predict(args: argparse.Namespace) -> int:
     mode = None if args.learning_mode == "off" else args.learning_mode
     runs = {}
     if args.baseline:  # first, so neither build has the machine warmer
+        # the baseline as it ships, its own base model with it, unless --model names one for both
+        own = Path(args.model).resolve() == BASE_DIR.resolve()
+        model = Path(args.baseline) / "models" / "base" if own else args.model
         try:
-            runs["baseline"] = measure_checkout(args.baseline, args.model, str(path), args.keystrokes, mode)
+            runs["baseline"] = measure_checkout(args.baseline, str(model), str(path), args.keystrokes, mode)
         except RuntimeError as err:
             return fail(str(err))
     runs["this build"] = measure(args.model, str(path), args.keystrokes, mode)
@@ -179,8 +182,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _text_option(p)
     p.add_argument("--learning-mode", default="sparse", help="also time keystrokes while this mode learns "
                                                             "in the background ('off' to skip)")
-    p.add_argument("--baseline", help="also measure another checkout's predictor first, in the same sitting "
-                                      "(e.g. a worktree of the previous commit: git worktree add DIR HEAD~1)")
+    p.add_argument("--baseline", help="also measure another checkout's predictor, with its own base model unless "
+                                      "--model is given, first, in the same sitting (e.g. a worktree of the "
+                                      "previous commit: git worktree add DIR HEAD~1)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_bench_predict)
 

@@ -30,6 +30,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = PretrainConfig(corpora=corpora, weights=weights if given else None, out_dir=args.out,
                          tokenizer=str(args.tokenizer),
                          minutes=args.minutes, total_tokens=args.total_tokens, seed=args.seed,
+                         cooldown_tokens=args.cooldown_tokens, final_lr=args.final_lr,
                          cache_dir=args.cache_dir, threads=args.threads)
     cfg.model.update({k: v for k, v in shape.items() if v is not None})
     pretrain(cfg)
@@ -117,6 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=str(BASE_DIR), help="checkpoint folder (resumed if it holds one)")
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this run")
     p.add_argument("--total-tokens", type=int, default=48_000_000, help="length of the learning-rate schedule")
+    p.add_argument("--cooldown-tokens", type=int, default=0,
+                   help="then this many more tokens while the rate falls from the cosine's floor (1e-4) to --final-lr")
+    p.add_argument("--final-lr", type=float, default=0.0, help="the rate at the end of the cooldown")
     p.add_argument("--tokenizer", default=str(TOKENIZER_PATH))
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--cache-dir", default="runs/tokens", help="where tokenised corpora are cached")

@@ -1,6 +1,7 @@
 """Pretraining of the base model: seeded, checkpointed every few minutes, resumable, with a held-out evaluation.
 
-Samples random windows from tokenised corpora mixed by weight; the learning rate follows a cosine to `total_tokens`.
+Samples random windows from tokenised corpora mixed by weight; the learning rate follows a cosine to `total_tokens`,
+then, if asked, a cooldown to `final_lr` over `cooldown_tokens` more.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class PretrainConfig:
     batch_size: int = 16
     lr: float = 1.5e-3
     min_lr: float = 1e-4
+    cooldown_tokens: int = 0        # after the cosine, the rate falls from min_lr to final_lr over this many tokens
+    final_lr: float = 0.0
     warmup_tokens: int = 500_000
     rewarm_steps: int = 200         # fresh Adam moments on resume (state not kept): ramp the lr up again
     weight_decay: float = 0.1
@@ -48,7 +51,17 @@ class PretrainConfig:
     model: dict = field(default_factory=lambda: GPTConfig().to_dict())
 
 
+def end_tokens(cfg: PretrainConfig) -> int:
+    """Where training stops: the cosine's end plus the cooldown."""
+    return cfg.total_tokens + cfg.cooldown_tokens
+
+
 def learning_rate(cfg: PretrainConfig, tokens: int) -> float:
+    """Linear warm-up, a cosine from lr to min_lr at total_tokens, then the 1 - sqrt cooldown to final_lr
+    (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations")."""
+    if cfg.cooldown_tokens and tokens >= cfg.total_tokens:
+        done = min(1.0, (tokens - cfg.total_tokens) / cfg.cooldown_tokens)
+        return cfg.final_lr + (cfg.min_lr - cfg.final_lr) * (1 - math.sqrt(done))
     if tokens < cfg.warmup_tokens:
         return cfg.lr * max(tokens, 1) / cfg.warmup_tokens
     progress = min(1.0, (tokens - cfg.warmup_tokens) / max(1, cfg.total_tokens - cfg.warmup_tokens))
@@ -194,7 +207,7 @@ def _pretrain(cfg: PretrainConfig) -> dict:
     sampler = WindowSampler([s.train for s in splits], cfg.weights, gcfg.block_size, cfg.seed)
     tokens_per_step = cfg.batch_size * gcfg.block_size
     print(f"model {model.num_params():,} parameters, {tokens_per_step} tokens/step, "
-          f"target {cfg.total_tokens:,} tokens")
+          f"target {end_tokens(cfg):,} tokens")
 
     def checkpoint() -> None:
         save_model(model, out, tokenizer, extra={"tokens_seen": state["tokens"]})
@@ -203,13 +216,13 @@ def _pretrain(cfg: PretrainConfig) -> dict:
 
     deadline = time.monotonic() + cfg.minutes * 60
     last_ckpt = time.monotonic()
-    bar = progress(cfg.total_tokens, "pretrain", "tok", initial=state["tokens"])
+    bar = progress(end_tokens(cfg), "pretrain", "tok", initial=state["tokens"])
     model.train()
     ema_loss, window_start, window_tokens = None, time.monotonic(), 0
     steps_left = cfg.max_steps if cfg.max_steps is not None else float("inf")
     run_steps = 0
     try:
-        while time.monotonic() < deadline and state["tokens"] < cfg.total_tokens and steps_left > 0:
+        while time.monotonic() < deadline and state["tokens"] < end_tokens(cfg) and steps_left > 0:
             steps_left -= 1
             run_steps += 1
             ramp = min(1.0, run_steps / rewarm) if rewarm else 1.0
