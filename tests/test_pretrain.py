@@ -7,7 +7,9 @@ import torch
 from models import TOKENIZER_PATH
 from models.checkpoint import load_model
 from models.build.corpus import read_documents, read_users
+from models.build.grow import block_sources, grow_depth
 from models.build.pretrain import PretrainConfig, learning_rate, pretrain
+from models.gpt import GPT, GPTConfig
 
 TINY = {"vocab_size": 0, "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}
 
@@ -65,6 +67,32 @@ def test_a_cooldown_after_the_cosine_takes_the_rate_to_its_final_value_and_then_
     assert (first["tokens"], result["tokens"]) == (16 * 16 * 6, 16 * 16 * 8)
     state = json.loads((tmp_path / "run" / "pretrain_state.json").read_text())
     assert 0 < state["lr"] < 1e-4 and state["config"]["cooldown_tokens"] == 512
+
+
+def test_a_model_grown_deeper_computes_what_it_computed_and_then_trains_its_new_blocks(tmp_path):
+    assert block_sources(4, 6) == [0, 0, 1, 2, 2, 3] and block_sources(2, 2) == [0, 1]
+    torch.manual_seed(0)
+    small = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    idx = torch.randint(0, 50, (3, 16))
+    for n in (3, 5):
+        grown = grow_depth(small, n)
+        assert grown.config.n_layer == n and torch.allclose(grown(idx)[0], small(idx)[0], atol=1e-6)
+    try:
+        grow_depth(small, 1)
+        raise AssertionError("shrinking must be refused")
+    except ValueError as err:
+        assert "does not shrink" in str(err)
+
+    source = pretrain(_cfg(tmp_path, "small"))
+    at_start = pretrain(_cfg(tmp_path, "grown", grow_from=str(tmp_path / "small"), max_steps=0,
+                             model={**TINY, "n_layer": 2}))
+    assert abs(at_start["corpus0_loss"] - source["corpus0_loss"]) < 1e-4  # the same function, evaluated alike
+    state = json.loads((tmp_path / "grown" / "pretrain_state.json").read_text())
+    assert state["grown_from"]["blocks"] == 1 and load_model(tmp_path / "grown").config.n_layer == 2
+    new_proj = load_model(tmp_path / "grown").blocks[1].mlp.c_proj.weight
+    assert not new_proj.any()  # the repeated block adds nothing yet
+    pretrain(_cfg(tmp_path, "grown", model={**TINY, "n_layer": 2}, max_steps=2))  # resumed: it trains
+    assert load_model(tmp_path / "grown").blocks[1].mlp.c_proj.weight.any()
 
 
 def test_resume_without_optimizer_state_ramps_the_learning_rate_up_again(tmp_path, capsys):

@@ -25,12 +25,17 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         except ValueError:
             return fail(f"corpus weight must be a number: {spec}")
         corpora.append(path)
+    if args.grow_from and not (Path(args.grow_from) / "config.json").exists():
+        return fail(f"--grow-from {args.grow_from}: no checkpoint there (config.json is missing)")
+    if args.grow_from and args.layers is None:
+        return fail("--grow-from needs --layers: the number of blocks to grow to")
     given = any(":" in spec for spec in args.corpus)  # none given: a resumed run keeps its checkpoint's mixture
     shape = {"n_layer": args.layers, "n_embd": args.width, "n_head": args.heads}
     cfg = PretrainConfig(corpora=corpora, weights=weights if given else None, out_dir=args.out,
                          tokenizer=str(args.tokenizer),
                          minutes=args.minutes, total_tokens=args.total_tokens, seed=args.seed,
-                         cooldown_tokens=args.cooldown_tokens, final_lr=args.final_lr,
+                         cooldown_tokens=args.cooldown_tokens, final_lr=args.final_lr, lr=args.lr,
+                         grow_from=args.grow_from,
                          cache_dir=args.cache_dir, threads=args.threads)
     cfg.model.update({k: v for k, v in shape.items() if v is not None})
     pretrain(cfg)
@@ -118,6 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=str(BASE_DIR), help="checkpoint folder (resumed if it holds one)")
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this run")
     p.add_argument("--total-tokens", type=int, default=48_000_000, help="length of the learning-rate schedule")
+    p.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate of the cosine")
     p.add_argument("--cooldown-tokens", type=int, default=0,
                    help="then this many more tokens while the rate falls from the cosine's floor (1e-4) to --final-lr")
     p.add_argument("--final-lr", type=float, default=0.0, help="the rate at the end of the cooldown")
@@ -128,6 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", type=int, help="blocks of a new model (default 4; a resumed run keeps its own)")
     p.add_argument("--width", type=int, help="embedding width of a new model (default 256)")
     p.add_argument("--heads", type=int, help="attention heads of a new model (default 4)")
+    p.add_argument("--grow-from", help="a new model starts as this trained checkpoint grown to --layers blocks, "
+                                       "computing what it computed (its width and heads kept)")
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("build-prior", help="count the pretraining text into the compact word prior")

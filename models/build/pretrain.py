@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from models.build import token_cache
-from models.checkpoint import load_model, save_model
+from models.build.grow import grow_depth
+from models.checkpoint import CONFIG_FILE, load_model, save_model
 from models.gpt import GPT, GPTConfig
 from models.build.progress import advance_to, progress
 from models.safe_io import load_tensors, read_json, save_tensors, write_json
@@ -49,6 +50,7 @@ class PretrainConfig:
     threads: int = 2
     cache_dir: str = "runs/tokens"
     model: dict = field(default_factory=lambda: GPTConfig().to_dict())
+    grow_from: str | None = None    # a new run starts from this trained checkpoint grown to model["n_layer"] blocks
 
 
 def end_tokens(cfg: PretrainConfig) -> int:
@@ -193,6 +195,14 @@ def _pretrain(cfg: PretrainConfig) -> dict:
     if state is not None:
         model = load_model(out)
         print(f"resuming at {state['tokens']:,} tokens ({state['step']} steps), corpus weights {cfg.weights}")
+    elif cfg.grow_from:
+        source = load_model(cfg.grow_from)
+        model = grow_depth(source, cfg.model["n_layer"])
+        seen = read_json(Path(cfg.grow_from) / CONFIG_FILE).get("tokens_seen", 0)
+        print(f"grown from {cfg.grow_from} ({source.config.n_layer} blocks, {seen:,} tokens seen) "
+              f"to {model.config.n_layer} blocks")
+        state = {"step": 0, "tokens": 0, "seconds": 0.0, "evals": [],
+                 "grown_from": {"folder": str(cfg.grow_from), "blocks": source.config.n_layer, "tokens_seen": seen}}
     else:
         model = GPT(GPTConfig.from_dict({**cfg.model, "vocab_size": tokenizer.vocab_size}))
         state = {"step": 0, "tokens": 0, "seconds": 0.0, "evals": []}
