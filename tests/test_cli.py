@@ -97,15 +97,20 @@ def test_bench_engine_writes_json(tmp_path, capsys):
 
 
 def _users_file(tmp_path):
-    posts = [{"date": f"2004-01-{d:02d}", "text": "Thank you very much for the cake. I don't know what to say."}
-             for d in range(1, 4)]
+    """A user who writes a sentence, a post longer than the text the predictor counts words in lately
+    (`RECENT_CHARS`), then the sentence again: only their learned statistics remember it."""
+    from app.typing.sources import RECENT_CHARS
+
+    said = "Thank you very much for the cake. I don't know what to say."
+    between = "We walked along the river and talked about the weather. " * (RECENT_CHARS // 50)
+    posts = [{"date": f"2004-01-{d:02d}", "text": text} for d, text in enumerate((said, between, said), start=1)]
     path = tmp_path / "users.jsonl"
     path.write_text(json.dumps({"user": "1", "posts": posts}) + "\n")
     return path
 
 
 def test_simulate_writes_table_json_and_plot(tmp_path, capsys):
-    args = ["simulate", "--users", str(_users_file(tmp_path)), "--limit", "1", "--chars", "400",
+    args = ["simulate", "--users", str(_users_file(tmp_path)), "--limit", "1", "--chars", "5000",
             "--modes", "off", "sparse", "--processes", "1", "--no-presage", "--docs", str(tmp_path / "docs")]
     assert main(args) == 0
     printed = capsys.readouterr().out

@@ -287,6 +287,33 @@ def test_words_typed_lately_are_whole_words(shipped_predictor):
     assert shipped_predictor.knows("Zyxwvut", "Zyxwvut went home. ")
 
 
+def test_the_text_typed_lately_counts_its_words_and_what_followed_them():
+    from app.typing.sources import Query, UserSource
+
+    user = UserSource()
+    state = split_typing("The cat sat on the mat and the Cat ran to the c")
+    query = Query(state, ("to", "the"))
+    assert user.text_followers(query, 5) == ["cat"]  # "mat" came after "the" too, but does not start with "c"
+    shares, pairs = user.text_probabilities(query, ["cat", "mat", "dog"])
+    assert shares == {"cat": 2 / 12, "mat": 1 / 12, "dog": 0.0} and pairs == {"cat": 2 / 3, "mat": 1 / 3, "dog": 0.0}
+    assert user.recent(state.context)["cat"] == "Cat"  # the latest spelling
+    assert user.text_probabilities(Query(split_typing("Hello wor"), ("hello",)), ["world"]) == ({"world": 0.0}, None)
+
+
+def test_a_name_that_followed_the_last_word_beyond_the_model_window_is_offered(shipped_predictor):
+    """The model sees the last 128 pieces; the words of the text typed lately reach further back."""
+    filler = "We walked along the river and talked about the weather for a while. " * 11
+    text = "Our neighbours have a cat called Marmalade. " + filler + "My aunt has a cat called M"
+    assert "Marmalade" in shipped_predictor.suggest(text)
+    mix = shipped_predictor.combiner.config
+    saved = mix.text_words, mix.text_pairs
+    try:
+        mix.text_words = mix.text_pairs = 0.0
+        assert "Marmalade" not in shipped_predictor.suggest(text)
+    finally:
+        mix.text_words, mix.text_pairs = saved
+
+
 def test_remembered_spellings_are_bounded(shipped_predictor, monkeypatch):
     import app.typing.model_source
 

@@ -44,10 +44,10 @@ class SystemResult:
                 "per_text_ksr": [round(r.ksr, 2) for r in self.per_text]}
 
 
-def _init_worker(model_dir: str, prior_path: str, prior_weight: float, int8: bool, keystrokes) -> None:
+def _init_worker(model_dir: str, prior_path: str, mix: MixConfig, int8: bool, keystrokes) -> None:
     torch.set_num_threads(1)
     _WORKER["keystrokes"] = keystrokes  # shared with the parent, which shows it as progress
-    config = PredictorConfig(mix=MixConfig(prior_weight=prior_weight))
+    config = PredictorConfig(mix=mix)
     _WORKER["predictor"] = load_predictor(model_dir, config=config, prior_path=prior_path)
     _WORKER["known"] = KnownWords(frozenset(_WORKER["predictor"].index.words))  # the shipped vocabulary
     if int8:
@@ -72,11 +72,11 @@ def _spans(text: str, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_weight: float, int8: bool = False,
+def run_predictor(texts: list[EvalText], model_dir: str, processes: int, mix: MixConfig, int8: bool = False,
                   prior_path: str | Path = PRIOR_PATH,
                   desc: str = "eval") -> list[KsrResult]:
-    """KSR of our predictor on each text, frozen (no learning), spread over `processes` workers, with a progress bar
-    of the keystrokes typed.
+    """KSR of our predictor on each text, frozen (no learning), its sources mixed as `mix` says, spread over
+    `processes` workers, with a progress bar of the keystrokes typed.
 
     `int8`: Linear weights rounded as the engine's int8 option holds frozen ones.
 
@@ -93,7 +93,7 @@ def run_predictor(texts: list[EvalText], model_dir: str, processes: int, prior_w
     ctx = mp.get_context("spawn")
     keystrokes = ctx.Value("q", 0)
     total = sum(b - a for _, (a, b) in jobs)  # about a keystroke a character
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, str(prior_path), prior_weight, int8, keystrokes)) as pool, \
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(model_dir, str(prior_path), mix, int8, keystrokes)) as pool, \
             progress(total, desc, "key") as bar:
         running = pool.map_async(_simulate_worker, jobs, chunksize=1)
         while not running.ready():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from app.cli.common import PRESAGE_DB, STOCK_PRESAGE_DB, fail
@@ -22,13 +23,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     chars = sum(len(t.text) for t in texts)
     print(f"evaluating on {len(texts)} text(s), {chars:,} characters")
     predictor = load_predictor(args.model, prior_path=args.prior)
-    weight = predictor.config.mix.prior_weight
-    runs = [("pocketkb neural LM alone", 0.0, False), ("pocketkb LM + count prior", weight, False)]
+    shipped = predictor.config.mix
+    with_prior = replace(shipped, text_words=0.0, text_pairs=0.0)
+    runs = [("pocketkb neural LM alone", replace(with_prior, prior_weight=0.0), False),
+            ("pocketkb LM + count prior", with_prior, False), ("pocketkb LM + prior + text cache", shipped, False)]
     if args.int8:
-        runs.append(("pocketkb LM + prior, int8 Linears", weight, True))
-    systems = [SystemResult(name, run_predictor(texts, args.model, args.processes, prior, int8, args.prior,
+        runs.append(("pocketkb shipped mix, int8 Linears", shipped, True))
+    systems = [SystemResult(name, run_predictor(texts, args.model, args.processes, mix, int8, args.prior,
                                                   desc=name))
-               for name, prior, int8 in runs]
+               for name, mix, int8 in runs]
     systems += _presage_systems(texts, args, frozenset(predictor.index.words))
     rows = [s.to_dict() for s in systems]
     ppl = perplexity(predictor.model, predictor.tokenizer, texts)

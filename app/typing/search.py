@@ -25,6 +25,7 @@ PRIOR_CANDIDATES = 3  # likeliest words of the count prior that the model scores
 ANCHORED_CANDIDATES = 8  # the prior's likeliest words glued to the chunk typed before ("t" in "don't"), for the model
 RECENT_CANDIDATES = 6  # the latest words typed lately that complete the prefix, scored by the model too
 USER_FOLLOWERS = 6  # words the user most often typed after the last word (and the last two) ranked too, each
+TEXT_FOLLOWERS = 6  # words that most often came after the last word in the text typed lately, scored by the model too
 
 
 @dataclass
@@ -59,6 +60,8 @@ class WordSearch:
         query = Query(state, self._history(state))
         self.combiner.refresh()
         followers = self.user.followers(query, USER_FOLLOWERS)
+        if self.combiner.config.text_pairs:
+            followers = list(dict.fromkeys(followers + self.user.text_followers(query, TEXT_FOLLOWERS)))
         candidates = self._candidates(query, first_logp, followers)
         spelled = self.model.spell([state.anchor + f for f in candidates])
         rows = {f: row for f, row in zip(candidates, spelled) if 0 < len(row) <= self.config.window_margin}
@@ -89,7 +92,7 @@ class WordSearch:
                 forms += [self.index.likelier_form(w, first_logp) for w in self.prior.propose(query, PRIOR_CANDIDATES)]
         bounded = dict.fromkeys(forms, not state.anchor)
         users = self.user.propose(query, USER_CANDIDATES)
-        users += [self.user.words.forms[w] for w in followers]
+        users += [self.user.words.forms.get(w) or self._lately_form(w, state.context, first_logp) for w in followers]
         if not state.anchor:
             users += self._recent_candidates(state, first_logp)
         bounded.update(dict.fromkeys(users, False))
@@ -100,12 +103,16 @@ class WordSearch:
         the model's likelier spelling when the vocabulary has them, else as typed."""
         key = state.prefix.lower()
         out = []
-        for word, form in self.user.recent(state.context).items():
+        for word in self.user.recent(state.context):
             if word.startswith(key) and len(word) > len(key):
-                out.append(self.index.likelier_form(word, first_logp) if word in self.index else form)
+                out.append(self._lately_form(word, state.context, first_logp))
                 if len(out) == RECENT_CANDIDATES:
                     break
         return out
+
+    def _lately_form(self, word: str, context: str, first_logp: torch.Tensor) -> str:
+        """A word typed lately, in the model's likelier spelling when the vocabulary has it, else as typed."""
+        return self.index.likelier_form(word, first_logp) if word in self.index else self.user.recent(context)[word]
 
     def _worth_scoring(self, rows: dict[str, list[int]], bounded: dict[str, bool], ends: Ends, query: Query,
                        first_logp: torch.Tensor, followers: list[str]) -> dict[str, list[int]]:
@@ -142,7 +149,7 @@ class WordSearch:
         for key, _ in ranked:
             if key in self.blocked or key == state.prefix.lower():
                 continue
-            form = found.form[key][1] if key in found.form else self.user.words.forms.get(key, key)
+            form = found.form[key][1] if key in found.form else self.user.form(key, state.context)
             out.append(match_case(form, state.prefix, state.sentence_start))
             if len(out) == self.config.suggestions:
                 break

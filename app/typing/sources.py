@@ -4,6 +4,7 @@ the combiner mixes their scores with the model's.
 """
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
@@ -64,28 +65,75 @@ class PriorSource:
         return self.prior.unigram_probability(word)
 
 
+@dataclass(frozen=True)
+class TextWords:
+    """The words of the text typed lately: lower case -> latest spelling (latest first), how often each came, and
+    what came after each."""
+
+    tail: str
+    forms: dict[str, str]
+    counts: Counter[str]
+    total: int
+    after: dict[str, Counter[str]]
+
+    @classmethod
+    def of(cls, tail: str) -> "TextWords":
+        words = [t.text for t in tokens(tail)]
+        lower = [w.lower() for w in words]
+        after: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        for a, b in zip(lower, lower[1:]):
+            after[a][b] += 1
+        forms: dict[str, str] = {}
+        for word in reversed(words):
+            forms.setdefault(word.lower(), word)
+        return cls(tail, forms, Counter(lower), len(lower), dict(after))
+
+
 class UserSource:
     """The words the user typed (their statistics, `UserVocabulary`) and the words typed lately in this text."""
 
     def __init__(self, words: UserVocabulary | None = None):
         self.words = words or UserVocabulary()
         self.weights = CacheWeights()  # scaled by the combiner: what the user's statistics add
-        self._recent: tuple[str, dict[str, str]] = ("", {})  # text searched -> its words, latest first
+        self._text = TextWords.of("")
 
     def knows(self, key: str, context: str) -> bool:
         return key in self.words or key in self.recent(context)
 
-    def recent(self, context: str) -> dict[str, str]:
-        """The words of the context's last `RECENT_CHARS` characters, lower case -> latest spelling, latest first."""
+    def text_words(self, context: str) -> TextWords:
+        """The words of the context's last `RECENT_CHARS` characters."""
         tail = context[-RECENT_CHARS:]
         if len(context) > RECENT_CHARS:  # the cut may fall inside a word: its end is no word the user typed
             tail = tail[next((i for i, ch in enumerate(tail) if ch.isspace()), len(tail)):]
-        if self._recent[0] != tail:
-            words: dict[str, str] = {}
-            for token in reversed(list(tokens(tail))):
-                words.setdefault(token.text.lower(), token.text)
-            self._recent = (tail, words)
-        return self._recent[1]
+        if self._text.tail != tail:
+            self._text = TextWords.of(tail)
+        return self._text
+
+    def recent(self, context: str) -> dict[str, str]:
+        """The words typed lately (`text_words`), lower case -> latest spelling, latest first."""
+        return self.text_words(context).forms
+
+    def form(self, key: str, context: str) -> str:
+        """How the user spells the (lower-case) word: as their statistics hold it, else as they typed it lately."""
+        return self.words.forms.get(key) or self.recent(context).get(key, key)
+
+    def text_followers(self, query: Query, k: int) -> list[str]:
+        """The words that came after the last word in the text typed lately and complete the prefix, most often
+        first (lower case)."""
+        after = self.text_words(query.state.context).after.get(query.history[-1]) if query.history else None
+        prefix = query.state.prefix.lower()
+        return [w for w, _ in after.most_common() if w.startswith(prefix)][:k] if after else []
+
+    def text_probabilities(self, query: Query, words: Iterable[str]
+                           ) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+        """Each word's share of the words typed lately, and of the words that came after the last word there (None
+        where the text has none): a cache model of the text at hand (Kuhn & De Mori 1990)."""
+        text = self.text_words(query.state.context)
+        after = text.after.get(query.history[-1]) if query.history else None
+        words = list(words)
+        shares = {w: text.counts[w] / text.total for w in words} if text.total else None
+        pairs = {w: after[w] / sum(after.values()) for w in words} if after else None
+        return shares, pairs
 
     def propose(self, query: Query, k: int) -> list[str]:
         """The user's most frequent words with the prefix, in their spelling."""
