@@ -4,12 +4,12 @@ the combiner mixes their scores with the model's.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
 from app.typing.user_vocab import CacheWeights, UserVocabulary
-from app.typing.words import TypingState, tokens
+from app.typing.words import TypingState, words_of
 from models.word_prior import WordPrior
 
 RECENT_CHARS = 2000  # the text before the cursor whose words count as typed by the user (candidates, and known)
@@ -65,28 +65,26 @@ class PriorSource:
         return self.prior.unigram_probability(word)
 
 
-@dataclass(frozen=True)
 class TextWords:
-    """The words of the text typed lately: lower case -> latest spelling (latest first), how often each came, and
-    what came after each."""
+    """The words of the text typed lately: in order (lower case), how often each came, each one's latest spelling
+    (latest first), and what came after a word (counted when asked)."""
 
-    tail: str
-    forms: dict[str, str]
-    counts: Counter[str]
-    total: int
-    after: dict[str, Counter[str]]
+    def __init__(self, tail: str):
+        self.tail = tail
+        spelled = words_of(tail)
+        self.words = [w.lower() for w in spelled]
+        self.counts = Counter(self.words)
+        self.forms: dict[str, str] = {}
+        for key, word in zip(reversed(self.words), reversed(spelled)):
+            self.forms.setdefault(key, word)
+        self._after: dict[str, Counter[str]] = {}
 
-    @classmethod
-    def of(cls, tail: str) -> "TextWords":
-        words = [t.text for t in tokens(tail)]
-        lower = [w.lower() for w in words]
-        after: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        for a, b in zip(lower, lower[1:]):
-            after[a][b] += 1
-        forms: dict[str, str] = {}
-        for word in reversed(words):
-            forms.setdefault(word.lower(), word)
-        return cls(tail, forms, Counter(lower), len(lower), dict(after))
+    def after(self, key: str) -> Counter[str]:
+        """The words that came after `key` (lower case) in the text, how often each."""
+        if key not in self._after:
+            w = self.words
+            self._after[key] = Counter(w[i + 1] for i in range(len(w) - 1) if w[i] == key)
+        return self._after[key]
 
 
 class UserSource:
@@ -95,7 +93,7 @@ class UserSource:
     def __init__(self, words: UserVocabulary | None = None):
         self.words = words or UserVocabulary()
         self.weights = CacheWeights()  # scaled by the combiner: what the user's statistics add
-        self._text = TextWords.of("")
+        self._text = TextWords("")
 
     def knows(self, key: str, context: str) -> bool:
         return key in self.words or key in self.recent(context)
@@ -106,7 +104,7 @@ class UserSource:
         if len(context) > RECENT_CHARS:  # the cut may fall inside a word: its end is no word the user typed
             tail = tail[next((i for i, ch in enumerate(tail) if ch.isspace()), len(tail)):]
         if self._text.tail != tail:
-            self._text = TextWords.of(tail)
+            self._text = TextWords(tail)
         return self._text
 
     def recent(self, context: str) -> dict[str, str]:
@@ -120,7 +118,7 @@ class UserSource:
     def text_followers(self, query: Query, k: int) -> list[str]:
         """The words that came after the last word in the text typed lately and complete the prefix, most often
         first (lower case)."""
-        after = self.text_words(query.state.context).after.get(query.history[-1]) if query.history else None
+        after = self.text_words(query.state.context).after(query.history[-1]) if query.history else None
         prefix = query.state.prefix.lower()
         return [w for w, _ in after.most_common() if w.startswith(prefix)][:k] if after else []
 
@@ -129,10 +127,10 @@ class UserSource:
         """Each word's share of the words typed lately, and of the words that came after the last word there (None
         where the text has none): a cache model of the text at hand (Kuhn & De Mori 1990)."""
         text = self.text_words(query.state.context)
-        after = text.after.get(query.history[-1]) if query.history else None
+        after = text.after(query.history[-1]) if query.history else None
         words = list(words)
-        shares = {w: text.counts[w] / text.total for w in words} if text.total else None
-        pairs = {w: after[w] / sum(after.values()) for w in words} if after else None
+        shares = {w: text.counts[w] / len(text.words) for w in words} if text.words else None
+        pairs = {w: after[w] / after.total() for w in words} if after else None
         return shares, pairs
 
     def propose(self, query: Query, k: int) -> list[str]:

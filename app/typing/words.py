@@ -32,6 +32,11 @@ def tokens(text: str) -> Iterator[Token]:
         yield Token(match.start(), match.end(), match.group())
 
 
+def words_of(text: str) -> list[str]:
+    """The words of `text` as spelled (what `tokens` finds, without positions)."""
+    return _TOKEN.findall(text)
+
+
 def lower_words(text: str) -> list[str]:
     """The words of `text` in lower case, as Presage tokenises: what the count prior and Presage's database count."""
     return _TOKEN.findall(text.lower())
