@@ -20,6 +20,7 @@ from app.federate.settings import FederationSettings
 
 HOST = "127.0.0.1"
 SERVER_APP = "app.federate.server_app:app"
+STRAGGLER_WAIT_S = 5.0  # how long `close` waits for the app processes it killed to be gone
 CLIENT_APP = "app.federate.client_app:app"
 QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
          "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
@@ -214,16 +215,24 @@ def descendants(pid: int) -> list[int]:
 
 def _kill_stragglers(root: str) -> None:
     """Processes the daemons started in their own sessions (Flower's superexec and app processes): any still
-    running with one of our Flower homes is killed."""
+    running with one of our Flower homes is killed, and waited for (a few seconds at most) until it is gone."""
+    killed = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if f"FLWR_HOME={root}/".encode() in environ:  # the homes are folders of root
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and _in_home(int(entry.name), root):
             try:
                 os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
             except ProcessLookupError:
                 pass
+    deadline = time.monotonic() + STRAGGLER_WAIT_S
+    while killed and time.monotonic() < deadline:
+        time.sleep(0.05)
+        killed = [pid for pid in killed if _in_home(pid, root)]
+
+
+def _in_home(pid: int, root: str) -> bool:
+    """Whether process `pid` runs with one of the Flower homes in `root` (an exited one has no environment)."""
+    try:
+        return f"FLWR_HOME={root}/".encode() in (Path("/proc") / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
