@@ -17,16 +17,24 @@ class FactoredGradient:
 
     def __init__(self, shape: torch.Size):
         self.shape = shape
+        self.allowed: torch.Tensor | None = None  # bool per row: the rows a step may change (None: all)
         self.rows: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.products: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.summed: torch.Tensor | None = None
 
     def add_rows(self, ids: torch.Tensor, grads: torch.Tensor) -> None:
-        self.rows.append((ids.reshape(-1), grads.reshape(-1, self.shape[1])))
+        ids, grads = ids.reshape(-1), grads.reshape(-1, self.shape[1])
+        if self.allowed is not None:
+            keep = self.allowed[ids]
+            ids, grads = ids[keep], grads[keep]
+        self.rows.append((ids, grads))
         self._sum_if_larger()
 
     def add_product(self, left: torch.Tensor, right: torch.Tensor) -> None:
-        self.products.append((left.reshape(-1, self.shape[0]), right.reshape(-1, self.shape[1])))
+        left = left.reshape(-1, self.shape[0])
+        if self.allowed is not None:
+            left = left * self.allowed
+        self.products.append((left, right.reshape(-1, self.shape[1])))
         self._sum_if_larger()
 
     def _sum_if_larger(self) -> None:

@@ -151,3 +151,27 @@ print("torch._dynamo" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_limited_rows_of_a_factored_embedding_are_the_only_ones_a_step_changes():
+    """With `limit_rows`, the rows outside the allowed set (tokens never typed) keep their values exactly, on the
+    output side too, and the allowed set is read at each step (the learner grows it in place)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=300, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    scheme = UpdateScheme("embedding", (PartRule(("wte",), weight=1.0),), remember_context=True)
+    batch = torch.randint(0, 100, (1, 13), generator=torch.Generator().manual_seed(2))
+    allowed = torch.zeros(300, dtype=torch.bool)
+    allowed[batch[0]] = True
+    before = model.wte.weight.detach().clone()
+    with compile_plan(staged_lm(model), scheme, OptimizerConfig(kind="dyneval", lr=1e-2),
+                      reference=_reference(model)) as plan:
+        with pytest.raises(ValueError, match="no factored gradient"):
+            plan.limit_rows("wte.weight", torch.ones(299, dtype=torch.bool))
+        plan.limit_rows("wte.weight", allowed)
+        plan.step(batch, positions=4)
+        changed = (model.wte.weight.detach() != before).any(dim=1)
+        assert torch.equal(changed, allowed)
+        allowed[200] = True  # a token typed since: the next step may change its row
+        plan.step(batch, positions=4)
+        assert (model.wte.weight.detach()[200] != before[200]).any()
+        assert torch.equal(model.wte.weight.detach()[~allowed], before[~allowed])

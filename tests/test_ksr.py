@@ -51,13 +51,14 @@ def test_tail_keeps_last_words():
     assert tail.words == 2 and tail.cost == 3 and tail.plain == 7
 
 
-def test_new_word_ksr_counts_only_words_not_typed_before():
-    from app.bench.simulate_report import new_word_tail_ksr
+def test_new_and_seen_word_ksr_count_only_words_not_typed_before_and_typed_before():
+    from app.bench.simulate_report import tail_ksr_by_novelty
 
     text = "the cat saw the dog and the cat ran"  # 9 words; the last half: "dog and the cat ran" minus repeats
     result = KsrResult(curve=[(0, 4)] * 4 + [(1, 4), (2, 4), (99, 4), (99, 4), (3, 4)])
     # last 5 words: dog (new), and (new), the (seen), cat (seen), ran (new): costs 1, 2, 3 of 12 plain
-    assert new_word_tail_ksr(result, text, share=5 / 9) == pytest.approx(100 * (1 - 6 / 12))
+    assert tail_ksr_by_novelty(result, text, new=True, share=5 / 9) == pytest.approx(100 * (1 - 6 / 12))
+    assert tail_ksr_by_novelty(result, text, new=False, share=5 / 9) == pytest.approx(100 * (1 - 198 / 8))
 
 
 def test_the_typed_letters_on_the_strip_take_no_suggestions_place():

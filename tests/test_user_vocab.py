@@ -37,19 +37,22 @@ def test_the_next_sentence_follows_the_last_words_of_the_one_before():
     assert vocab.followers(("rained",), "", 5) == ["anyway"]
 
 
-def test_boost_weighs_rare_words_own_frequency_and_the_pairs_seen():
+def test_parts_give_rare_words_own_frequency_and_the_pairs_seen():
     vocab = UserVocabulary(["Kowalczyk came and Kowalczyk left."])  # 5 words; "kowalczyk" twice
-    weights = CacheWeights(unigram=0.5, recent=0.0, rare_below=1e-3, bigram=0.2, trigram=0.1)
     rare = {"kowalczyk": 0.0, "and": 0.02, "left": 2e-4}.get
-    assert vocab.boost((), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5)
-    assert vocab.boost((), "and", weights, rare) == 0.0  # common in general text: no unigram boost
-    assert vocab.boost(("came",), "and", weights, rare) == pytest.approx(0.2)
-    assert vocab.boost(("and",), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5 + 0.2)
-    assert vocab.boost(("came", "and"), "kowalczyk", weights, rare) == pytest.approx(0.5 * 2 / 5 + 0.2 + 0.1)
-    assert vocab.boost(("came",), "left", weights, rare) == pytest.approx(0.5 / 5)
-    assert UserVocabulary().boost(("came",), "and", weights, rare) == 0.0
+    unigram, recent, bigram, trigram = vocab.parts((), "kowalczyk", 1e-3, rare)
+    assert (unigram, bigram, trigram) == (pytest.approx(2 / 5), 0.0, 0.0) and recent > 0
+    assert vocab.parts((), "and", 1e-3, rare)[:2] == (0.0, 0.0)  # common in general text: no unigram share
+    assert vocab.parts(("came",), "and", 1e-3, rare)[2] == pytest.approx(1.0)
+    assert vocab.parts(("came", "and"), "kowalczyk", 1e-3, rare)[2:] == (pytest.approx(1.0), pytest.approx(1.0))
+    assert vocab.parts(("and",), "left", 1e-3, rare)[2] == 0.0  # "and" was followed by "kowalczyk" alone
+    assert vocab.parts(("came",), "left", 1e-4, rare)[:2] == (0.0, 0.0)  # not rare below a lower threshold
+    assert vocab.contexts_seen(("came", "and")) == (True, True)
+    assert vocab.contexts_seen(("left", "came")) == (True, False)
+    assert UserVocabulary().parts(("came",), "and", 1e-3, rare) == (0.0, 0.0, 0.0, 0.0)
+    weights = CacheWeights(unigram=0.5, recent=0.0, rare_below=1e-3, bigram=0.2, trigram=0.1)
     half = weights.scaled(0.5)
-    assert vocab.boost(("came", "and"), "kowalczyk", half, rare) == pytest.approx(0.5 * (0.5 * 2 / 5 + 0.2 + 0.1))
+    assert (half.unigram, half.bigram, half.trigram) == (0.25, 0.1, 0.05)
     assert half.rare_below == weights.rare_below  # what counts as a rare word does not change
 
 
@@ -59,7 +62,6 @@ def test_recency_share_fades_with_the_words_typed_since_and_sums_to_one():
     assert vocab.counts["kowalczyk"] == vocab.counts["nowak"] == 1
     assert vocab.recency_share("nowak") > 3 * vocab.recency_share("kowalczyk")  # 140 words later it has faded
     assert vocab.recency_share("unseen") == 0.0 and UserVocabulary().recency_share("nowak") == 0.0
-    weights = CacheWeights(unigram=0.0, recent=0.5, rare_below=1e-3, bigram=0.0, trigram=0.0)
     rare = {"nowak": 0.0, "came": 0.01}.get
-    assert vocab.boost((), "nowak", weights, rare) == pytest.approx(0.5 * vocab.recency_share("nowak"))
-    assert vocab.boost((), "came", weights, rare) == 0.0  # common in general text
+    assert vocab.parts((), "nowak", 1e-3, rare)[1] == pytest.approx(vocab.recency_share("nowak"))
+    assert vocab.parts((), "came", 1e-3, rare)[1] == 0.0  # common in general text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -32,13 +32,17 @@ class ReplaySystem:
     mode: str
     word_cache: bool = True
     learned_word_stats: float | None = None  # the session's share of word statistics once learned (tuning)
+    mix_rate: float | None = None  # the adaptive mixture weights' step size (tuning; None: the shipped one)
 
     @property
     def label(self) -> str:
         return self.mode if self.word_cache else f"{self.mode}, no word cache"
 
     def predictor_config(self) -> PredictorConfig:
-        return PredictorConfig() if self.word_cache else PredictorConfig(mix=MixConfig(cache=CacheWeights.none()))
+        mix = MixConfig() if self.word_cache else MixConfig(cache=CacheWeights.none())
+        if self.mix_rate is not None:
+            mix.adapt = replace(mix.adapt, rate=self.mix_rate)
+        return PredictorConfig(mix=mix)
 
 
 @dataclass

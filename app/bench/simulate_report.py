@@ -50,15 +50,15 @@ def mode_row(mode: str, streams: list[StreamResult]) -> dict:
             "per_user_tail": [round(s.tail.ksr, 2) for s in streams]}
 
 
-def new_word_tail_ksr(result: KsrResult, text: str, share: float = TAIL) -> float:
+def tail_ksr_by_novelty(result: KsrResult, text: str, new: bool, share: float = TAIL) -> float:
     """KSR on the last `share` of the words of `text`, counting only words the user had not typed before in it
-    (what the word statistics cannot know yet)."""
-    seen, new = set(), []
+    (`new`: what the word statistics cannot know yet), or only words they had."""
+    seen, fresh = set(), []
     for token in tokens(text):
-        new.append(token.text.lower() not in seen)
+        fresh.append(token.text.lower() not in seen)
         seen.add(token.text.lower())
     start = len(result.curve) - int(round(len(result.curve) * share))
-    part = [word for word, fresh in zip(result.curve[start:], new[start:]) if fresh]
+    part = [word for word, is_new in zip(result.curve[start:], fresh[start:]) if is_new == new]
     plain = sum(p for _, p in part)
     return 100.0 * (1 - sum(c for c, _ in part) / plain) if plain else 0.0
 
@@ -109,8 +109,10 @@ def summary(rows: dict[str, dict]) -> list[str]:
     for mode in rows:
         if mode not in ("off", "presage", NO_CACHE_OFF) and "off" in rows:
             lines.append(f"{mode} vs off, last quarter: {gains(rows, mode).line('KSR points', digits=2)}")
-            lines.append(f"{mode} vs off, last quarter, words new to the user: "
-                         f"{gains(rows, mode, key='per_user_tail_new').line('KSR points', digits=2)}")
+            for key, words in (("per_user_tail_new", "words new to the user"),
+                               ("per_user_tail_seen", "words typed before")):
+                lines.append(f"{mode} vs off, last quarter, {words}: "
+                             f"{gains(rows, mode, key=key).line('KSR points', digits=2)}")
     if {"sparse", "full", "off"} <= set(rows):
         full, sparse = gains(rows, "full").mean, gains(rows, "sparse").mean
         share = sparse / full if full > 0 else float("nan")
@@ -126,17 +128,20 @@ def summary(rows: dict[str, dict]) -> list[str]:
 def report(texts: list[EvalText], args: argparse.Namespace) -> int:
     chars = sum(len(t.text) for t in texts)
     print(f"replaying {len(texts)} user(s), {chars:,} characters, modes: {', '.join(args.modes)}")
-    systems = [ReplaySystem(m, learned_word_stats=args.word_stats) for m in args.modes]
+    tuning = {"learned_word_stats": args.word_stats, "mix_rate": args.mix_rate}
+    systems = [ReplaySystem(m, **tuning) for m in args.modes]
     if "off" in args.modes:  # what the user's word statistics add, with no learning at all
-        systems.insert(args.modes.index("off"), ReplaySystem("off", word_cache=False))
+        systems.insert(args.modes.index("off"), ReplaySystem("off", word_cache=False, mix_rate=args.mix_rate))
     labels = [s.label for s in systems]
-    streams = run_replay(texts, systems, args.model, args.processes)
+    overrides = {} if args.typed_rows is None else {"typed_rows_only": args.typed_rows == "on"}
+    streams = run_replay(texts, systems, args.model, args.processes, overrides)
     order = [t.name for t in texts]
     by_mode = {m: sorted((s for s in streams if s.system == m), key=lambda s: order.index(s.user)) for m in labels}
     rows = {m: mode_row(m, by_mode[m]) for m in labels}
     text_of = {t.name: t.text for t in texts}
     for m in labels:
-        rows[m]["per_user_tail_new"] = [round(new_word_tail_ksr(s.ksr, text_of[s.user]), 2) for s in by_mode[m]]
+        for key, new in (("per_user_tail_new", True), ("per_user_tail_seen", False)):
+            rows[m][key] = [round(tail_ksr_by_novelty(s.ksr, text_of[s.user], new), 2) for s in by_mode[m]]
     presage, presage_results = _presage_row(texts, args)
     if presage:
         rows["presage"] = presage

@@ -111,6 +111,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=12, help="users to replay")
     p.add_argument("--word-stats", type=float, help="tuning: the share of the word statistics in suggestions once "
                                                     "the personal model has learned (default: the session's)")
+    p.add_argument("--mix-rate", type=float, help="tuning: the step size of the adaptive mixture weights "
+                                                  "(default: the shipped one; 0 keeps them fixed)")
+    p.add_argument("--typed-rows", choices=("on", "off"), help="tuning: whether a tied embedding learns only the "
+                                                              "rows of tokens the user typed (default: the learner's)")
     p.add_argument("--chars", type=int, default=20_000, help="characters per user")
     p.add_argument("--modes", nargs="+", default=["off", "sparse", "full"], help="update modes to compare")
     p.add_argument("--processes", type=int, default=2)

@@ -145,6 +145,7 @@ class Learner:
         """One step on the segment; its loss, computed before the update, is the prequential score."""
         judged = self.config.keep_scores or self.stats.steps % self.config.judge_every == 0
         base = self.judge.base_loss(row, n) if judged else None
+        self.plans.typed[row] = True
         report = plan.step(stack_rows([row]), positions=n)
         self.stats.steps += 1
         self.stats.step_ms += report.step_ms
@@ -205,6 +206,9 @@ class Learner:
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
             self.judge.moved = set(deltas)
             self.stream.replace(sentences, set(rejected))  # the whole history now, all of it learned
+            self.plans.typed.zero_()
+            for sentence in sentences:
+                self.plans.typed[self.tokenizer.encode(sentence)] = True
             self.publish({name: p.detach().clone() for name, p in self.model.named_parameters()})
 
     def replace_sentences(self, sentences: list[str]) -> None:

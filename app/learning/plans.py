@@ -25,12 +25,18 @@ class Plans:
         self.schemes_dir, self.judge = Path(schemes_dir), judge
         self.current: TrainPlan | None = None
         self._measured: dict[str, int] = {}
+        vocab = model.config.vocab_size
+        self.typed = torch.zeros(vocab, dtype=torch.bool)  # the tokens the user typed (grown in place by the learner)
 
     def ensure(self) -> TrainPlan:
         """The plan of the configured mode; the parameters it trains count as moved from then on."""
         if self.current is None:
             self.current = self.compile(self.model, self.config.mode)
             self.judge.moved |= self.names()
+            if self.config.typed_rows_only:
+                for name, sink in self.current.factored.items():
+                    if sink.shape[0] == len(self.typed):
+                        self.current.limit_rows(name, self.typed)
         return self.current
 
     def compile(self, model: GPT, mode: str) -> TrainPlan:

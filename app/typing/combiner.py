@@ -1,14 +1,16 @@
 """Mixing the sources' opinions into one value per word (Presage's Combiner): the model's probability interpolated
-with the count prior's and with the text typed lately (a cache), plus what the user's own statistics add; the
-weights in one config.
+with the count prior's, the text typed lately (a cache) and the user's own statistics, by weights that start as
+configured and adapt to the user as they type (`MixtureWeights`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from app.typing.mixture import AdaptConfig, MixtureWeights
 from app.typing.sources import PriorSource, Query, UserSource
 from app.typing.user_vocab import CacheWeights
+from app.typing.words import TypingState, words_of
 
 
 @dataclass
@@ -18,49 +20,92 @@ class MixConfig:
     extra_prior_words: int = 6  # the prior's likeliest words ranked beside the scored ones
     text_words: float = 0.04  # share of how often the word came in the text typed lately (`RECENT_CHARS`) ...
     text_pairs: float = 0.03  # ... and of how often it came there after the last word (tuned on dev users 21-28)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)  # how the weights follow the user
+
+    def start_weights(self) -> dict[str, float]:
+        """The sources' weights before the user has typed: the model and the prior share what the text leaves."""
+        text = self.text_words + self.text_pairs
+        c = self.cache
+        return {"model": (1 - self.prior_weight) * (1 - text), "prior": self.prior_weight * (1 - text),
+                "text_words": self.text_words, "text_pairs": self.text_pairs, "user_unigram": c.unigram,
+                "user_recent": c.recent, "user_bigram": c.bigram, "user_trigram": c.trigram}
+
+
+USER_SOURCES = ("user_unigram", "user_recent", "user_bigram", "user_trigram")  # in `UserVocabulary.parts` order
+Opinions = dict[str, dict[str, float]]  # source -> word -> its probability, for the sources that apply at a position
 
 
 class Combiner:
-    """value(word) = (1 - text) · ((1 - prior_weight) · P_model + prior_weight · P_prior) + text_words · P_text
-    + text_pairs · P_text(word | last word) + the user's boost (scaled by `word_stats_share`, which the session
-    lowers once the personal model has learned the user's words). `text` is the share of the text's components
-    that apply: none before the text has words, no pairs when the last word came in it last."""
+    """value(word) = Σ weight(source) · P_source(word) over the sources that apply at the position (the weights
+    normalised over them); the user's statistics scaled by `word_stats_share`, which the session lowers once the
+    personal model has learned the user's words. After each committed word the weights learn which sources
+    predicted it (`observe`)."""
 
     def __init__(self, config: MixConfig, prior: PriorSource | None, user: UserSource):
         self.config, self.prior, self.user = config, prior, user
+        self.weights = MixtureWeights(config.start_weights(), config.adapt)
         self.word_stats_share = 1.0
+        self._position: str | None = None  # the text before the word being typed, as last asked
+        self._opinions: dict[str, dict[str, float]] = {}  # word -> each source's probability, at that position
         self.refresh()
 
     def refresh(self) -> None:
-        """Hand the user source its weights as the config and the share now say."""
+        """Hand the user source its weights as the config and the share now say; a config whose weights changed
+        (tuning) starts the adaptive weights afresh from them."""
         self.user.weights = self.config.cache.scaled(self.word_stats_share)
+        start = self.config.start_weights()
+        if start != self.weights.start:
+            self.weights = MixtureWeights(start, self.config.adapt)
 
     @property
     def uses_prior(self) -> bool:
         return self.prior is not None and self.config.prior_weight > 0
 
-    def values(self, mass: dict[str, float], query: Query, followers: Iterable[str] = ()) -> dict[str, float]:
+    def values(self, mass: dict[str, float], query: Query, followers: Iterable[str] = (),
+               remember: bool = False) -> dict[str, float]:
         """Each word's value (lower case): over the words of `mass` (the model's probability), the user's followers
-        and the prior's likeliest. (`WordSearch.run` refreshes the user's weights once per keystroke.)"""
-        scores = dict(mass)
-        for word in followers:
-            scores.setdefault(word, 0.0)
+        and the prior's likeliest. With `remember`, what each source gave each word is kept for
+        `observe`. (`WordSearch.run` refreshes the user's weights once per keystroke.)"""
+        keys = set(mass).union(followers)
         if self.uses_prior:
-            keys = set(scores)
             keys.update(self.prior.propose(query, self.config.extra_prior_words))
-            lam = self.config.prior_weight
-            prior = self.prior.score(query, keys)
-            scores = {k: (1 - lam) * scores.get(k, 0.0) + lam * prior[k] for k in keys}
-        scores = self._with_text(scores, query)
-        general = self.prior.unigram if self.prior is not None else (lambda word: 0.0)
-        boost = self.user.score(query, scores, general)
-        return {k: v + boost[k] for k, v in scores.items()}
+        opinions = self.opinions(mass, query, keys)
+        weights = self.weights.weights(set(opinions))
+        values = {k: sum(weights[s] * p.get(k, 0.0) for s, p in opinions.items()) for k in keys}
+        if remember:
+            for k in keys:
+                self._opinions[k] = {s: p.get(k, 0.0) for s, p in opinions.items()}
+        return values
 
-    def _with_text(self, scores: dict[str, float], query: Query) -> dict[str, float]:
-        """The scores mixed with the text typed lately (`UserSource.text_probabilities`)."""
-        shares = zip((self.config.text_words, self.config.text_pairs), self.user.text_probabilities(query, scores))
-        parts = [(weight, p) for weight, p in shares if weight and p is not None]
-        if not parts:
-            return scores
-        rest = 1.0 - sum(weight for weight, _ in parts)
-        return {k: rest * v + sum(weight * p[k] for weight, p in parts) for k, v in scores.items()}
+    def opinions(self, mass: dict[str, float], query: Query, keys: set[str]) -> Opinions:
+        """Each applying source's probability of each word of `keys` (the sources with no weight left out)."""
+        start = self.weights.start
+        out: Opinions = {"model": {k: mass.get(k, 0.0) for k in keys}}
+        if self.uses_prior:
+            out["prior"] = self.prior.score(query, keys)
+        for name, p in zip(("text_words", "text_pairs"), self.user.text_probabilities(query, keys)):
+            if p is not None and start[name]:
+                out[name] = p
+        words = self.user.words
+        if words.total and any(start[name] for name in USER_SOURCES):
+            general = self.prior.unigram if self.prior is not None else (lambda word: 0.0)
+            share, history = self.word_stats_share, query.history
+            parts = {k: words.parts(history, k, self.config.cache.rare_below, general) for k in keys}
+            bigram, trigram = words.contexts_seen(history)
+            for i, (name, applies) in enumerate(zip(USER_SOURCES, (True, True, bigram, trigram))):
+                if applies and start[name]:
+                    out[name] = {k: share * v[i] for k, v in parts.items()}
+        return out
+
+    def observe(self, state: TypingState) -> None:
+        """Called with every keystroke's state: when the text before the word being typed has grown by one whole
+        word since the last keystroke, the weights learn from what the sources gave that word at its position."""
+        position = state.context + state.anchor
+        if position == self._position:
+            return
+        last, self._position = self._position, position
+        if last is not None and position.startswith(last):
+            typed = words_of(position[len(last):])
+            if len(typed) == 1 and typed[0].lower() in self._opinions:
+                self.weights.learn(self._opinions[typed[0].lower()])
+        self._opinions = {}

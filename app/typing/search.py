@@ -58,6 +58,7 @@ class WordSearch:
         if len(state.anchor) + len(state.prefix) >= MAX_SPELLED:
             return []  # no word is that long: a paste of a URL or a key held down
         query = Query(state, self._history(state))
+        self.combiner.observe(state)
         self.combiner.refresh()
         followers = self.user.followers(query, USER_FOLLOWERS)
         if self.combiner.config.text_pairs:
@@ -143,7 +144,7 @@ class WordSearch:
 
     def _rank(self, found: _Candidates, query: Query, followers: Iterable[str] = ()) -> list[str]:
         state = query.state
-        scores = self.combiner.values(found.mass, query, followers)
+        scores = self.combiner.values(found.mass, query, followers, remember=True)
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))  # ties by the word: no hash-seed order
         out = []
         for key, _ in ranked:

@@ -142,10 +142,3 @@ class UserSource:
         if not self.weights.pairs:
             return []
         return self.words.followers(query.history, query.state.prefix, k)
-
-    def score(self, query: Query, words: Iterable[str], general=lambda word: 0.0) -> dict[str, float]:
-        """What the user's own word and word-pair frequencies add to each word's probability (`general`: the prior's
-        unigram probability, below which a word counts as rare)."""
-        if not self.words.total:
-            return {w: 0.0 for w in words}
-        return {w: self.words.boost(query.history, w, self.weights, general) for w in words}

@@ -111,15 +111,21 @@ class UserVocabulary:
         fade = math.exp(-1 / RECENT_WORDS)
         return self.recency_weight(word) * (1 - fade) / (fade * (1 - fade ** self.total))
 
-    def boost(self, history: Sequence[str], word: str, weights: CacheWeights,
-              general: Callable[[str], float]) -> float:
-        """What the user's own statistics add to the probability of `word` (lower case) after `history`;
-        `general` gives a word's unigram probability in general text."""
-        add = 0.0
-        if (weights.unigram or weights.recent) and self.counts[word] and general(word) < weights.rare_below:
-            add += weights.unigram * self.counts[word] / self.total + weights.recent * self.recency_share(word)
-        for n, weight in ((1, weights.bigram), (2, weights.trigram)):
+    def parts(self, history: Sequence[str], word: str, rare_below: float,
+              general: Callable[[str], float]) -> tuple[float, float, float, float]:
+        """The user's own probabilities of `word` (lower case) after `history`: its share of what they typed and of
+        what they typed lately (both only for words `general` text gives less than `rare_below`: common words need
+        no help), and how often it followed the last word and the last two (0 where that context is unseen)."""
+        unigram = recent = 0.0
+        if self.counts[word] and general(word) < rare_below:
+            unigram, recent = self.counts[word] / self.total, self.recency_share(word)
+        pairs = []
+        for n in (1, 2):
             context = tuple(history[-n:])
-            if weight and len(history) >= n and context in self.after:
-                add += weight * self.after[context][word] / self.after_total[context]
-        return add
+            seen = len(history) >= n and context in self.after
+            pairs.append(self.after[context][word] / self.after_total[context] if seen else 0.0)
+        return unigram, recent, pairs[0], pairs[1]
+
+    def contexts_seen(self, history: Sequence[str]) -> tuple[bool, bool]:
+        """Whether the user typed anything after the last word, and after the last two."""
+        return tuple(len(history) >= n and tuple(history[-n:]) in self.after for n in (1, 2))
