@@ -93,6 +93,7 @@ class Session:
         if personal is not None:
             self.meta = personal.meta
             self.learner.set_mode(personal.meta.mode)
+        self.predictor.load_mixture(personal.meta.mixture if personal is not None else {})
         self.learner.load_deltas(personal.deltas if personal else {}, history.sentences(), history.rejected())
         # a loaded or reset model shows at once, not from the next word on
         self.predictor.reset_words(UserVocabulary(history.kept_sentences()), history.blocked())
@@ -100,6 +101,7 @@ class Session:
     def personal(self) -> PersonalModel:
         self.meta.mode = self.learner.mode
         self.meta.counters = self.learner.stats.counters()
+        self.meta.mixture = self.predictor.mixture_state()
         return PersonalModel(self.meta, self.learner.deltas())
 
     def save(self) -> None:
@@ -110,7 +112,7 @@ class Session:
     def strip(self, text: str) -> Strip:
         """What the suggestion strip shows for the text before the cursor."""
         self.predictor.set_word_stats_share(self.config.learned_word_stats if self.learner.has_learned() else 1.0)
-        return self.predictor.strip(text)
+        return self.predictor.strip(text, adapt=not self.incognito)
 
     def suggest(self, text: str) -> list[str]:
         """The predictions alone, best first."""
@@ -147,7 +149,7 @@ class Session:
 
     def learn_round(self) -> None:
         result = self.learner.run_round()
-        if result is not None and result.accepted:
+        if (result is not None and result.accepted) or self.predictor.mixture_state() != self.meta.mixture:
             self._dirty = True
         if self._dirty and self.config.autosave and time.monotonic() - self._last_save >= self.config.save_seconds:
             self.save()

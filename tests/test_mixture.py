@@ -68,6 +68,8 @@ def test_saved_weights_load_within_their_bounds_and_unknown_ones_are_refused():
     again.load({"log": {"model": 1e9, "prior": float("nan"), "nonsense": 1.0}, "words": -3})
     assert again.log["model"] == pytest.approx(math.log(0.7) + again.config.bound)
     assert again.log["prior"] == pytest.approx(math.log(0.2)) and again.words == 0
+    again.load({"log": "not a mapping", "words": 7})
+    assert again.weights() == MixtureWeights(START).weights() and again.words == 7
     with pytest.raises(ValueError):
         MixtureWeights({"oracle": 1.0})
     assert set(MixtureWeights(START).weights()) == set(SOURCES)

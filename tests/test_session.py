@@ -375,3 +375,39 @@ def test_a_failing_history_write_is_reported_and_later_writes_work(tmp_path):
         assert session.store.history.sentences()[-1] == "Writing works again."
     finally:
         session.close()
+
+
+def test_adapted_mixture_weights_are_kept_with_the_personal_model_and_learn_nothing_while_incognito(tmp_path):
+    from app.typing.combiner import MixConfig
+    from app.typing.mixture import AdaptConfig
+    from app.typing.predictor import PredictorConfig
+
+    def open_adaptive():
+        predictor = load_predictor(config=PredictorConfig(mix=MixConfig(adapt=AdaptConfig(rate=0.5))))
+        return Session(predictor, Store(tmp_path / "data"), LearnerConfig(mode="off"),
+                       SessionConfig(background=False, autosave=False))
+
+    def type_text(session, text):
+        for i in range(len(text) + 1):
+            session.text_changed(text[:i])
+            session.suggest(text[:i])
+
+    session = open_adaptive()
+    weights = session.predictor.combiner.weights
+    start = weights.weights()
+    text = "Kowalczyk sent a card. We wrote to Kowalczyk. Kowalczyk wrote to Kowalczyk again. "
+    type_text(session, text)
+    learned = weights.weights()
+    assert weights.words > 5 and learned != start
+    session.incognito = True
+    type_text(session, text + "Kowalczyk came to see Kowalczyk. ")
+    assert weights.weights() == learned  # incognito: nothing learned, the mixture neither
+    session.incognito = False
+    session.save()
+    session.close()
+    again = open_adaptive()
+    assert again.predictor.combiner.weights.weights() == pytest.approx(learned)
+    again.reset()
+    assert again.predictor.combiner.weights.weights() == pytest.approx(start) and \
+        again.predictor.combiner.weights.words == 0
+    again.close()

@@ -134,6 +134,8 @@ def report(texts: list[EvalText], args: argparse.Namespace) -> int:
         systems.insert(args.modes.index("off"), ReplaySystem("off", word_cache=False, mix_rate=args.mix_rate))
     labels = [s.label for s in systems]
     overrides = {} if args.typed_rows is None else {"typed_rows_only": args.typed_rows == "on"}
+    if args.lr:
+        overrides["lr"] = {m: args.lr for m in args.modes}
     streams = run_replay(texts, systems, args.model, args.processes, overrides)
     order = [t.name for t in texts]
     by_mode = {m: sorted((s for s in streams if s.system == m), key=lambda s: order.index(s.user)) for m in labels}

@@ -113,6 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                     "the personal model has learned (default: the session's)")
     p.add_argument("--mix-rate", type=float, help="tuning: the step size of the adaptive mixture weights "
                                                   "(default: the shipped one; 0 keeps them fixed)")
+    p.add_argument("--lr", type=float, help="tuning: learning rate of the learning modes (default: the registry's)")
     p.add_argument("--typed-rows", choices=("on", "off"), help="tuning: whether a tied embedding learns only the "
                                                               "rows of tokens the user typed (default: the learner's)")
     p.add_argument("--chars", type=int, default=20_000, help="characters per user")

@@ -34,6 +34,7 @@ class PersonalMeta:
     tokenizer_sha256: str
     mode: str = "sparse"
     counters: dict[str, int] = field(default_factory=dict)
+    mixture: dict = field(default_factory=dict)  # the suggestion sources' weights as adapted to the user
     created: float = 0.0
     updated: float = 0.0
     format: str = FORMAT
@@ -125,6 +126,8 @@ def _meta(header: dict, name: str, base_sha256: str, tokenizer_sha256: str) -> P
         raise PersonalFileError(f"{name} was trained with a different tokenizer")
     if not isinstance(meta.counters, dict) or not all(isinstance(v, int) for v in meta.counters.values()):
         raise PersonalFileError(f"{name} has damaged metadata (counters)")
+    if not isinstance(meta.mixture, dict):
+        raise PersonalFileError(f"{name} has damaged metadata (mixture weights)")
     return meta
 
 

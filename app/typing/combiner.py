@@ -72,9 +72,10 @@ class Combiner:
         opinions = self.opinions(mass, query, keys)
         weights = self.weights.weights(set(opinions))
         values = {k: sum(weights[s] * p.get(k, 0.0) for s, p in opinions.items()) for k in keys}
-        if remember:
+        if remember:  # only words the model scored: one it left out would seem the other sources' alone
             for k in keys:
-                self._opinions[k] = {s: p.get(k, 0.0) for s, p in opinions.items()}
+                if mass.get(k, 0.0) > 0:
+                    self._opinions[k] = {s: p.get(k, 0.0) for s, p in opinions.items()}
         return values
 
     def opinions(self, mass: dict[str, float], query: Query, keys: set[str]) -> Opinions:
@@ -97,15 +98,16 @@ class Combiner:
                     out[name] = {k: share * v[i] for k, v in parts.items()}
         return out
 
-    def observe(self, state: TypingState) -> None:
+    def observe(self, state: TypingState, learn: bool = True) -> None:
         """Called with every keystroke's state: when the text before the word being typed has grown by one whole
-        word since the last keystroke, the weights learn from what the sources gave that word at its position."""
+        word since the last keystroke, the weights learn (if `learn`) from what the sources gave that word at its
+        position."""
         position = state.context + state.anchor
         if position == self._position:
             return
         last, self._position = self._position, position
         if last is not None and position.startswith(last):
             typed = words_of(position[len(last):])
-            if len(typed) == 1 and typed[0].lower() in self._opinions:
+            if learn and len(typed) == 1 and typed[0].lower() in self._opinions:
                 self.weights.learn(self._opinions[typed[0].lower()])
         self._opinions = {}

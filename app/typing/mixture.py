@@ -79,7 +79,8 @@ class MixtureWeights:
     def load(self, data: Mapping) -> None:
         """Log-weights saved by `to_dict` (sources it does not name keep theirs; values are kept within bounds)."""
         self.reset()
-        for name, value in dict(data.get("log", {})).items():
+        saved = data.get("log")
+        for name, value in (saved if isinstance(saved, dict) else {}).items():
             if name in self.log and self.log[name] != -math.inf and isinstance(value, (int, float)) \
                     and math.isfinite(value):
                 start = math.log(self.start[name])

@@ -124,16 +124,28 @@ class Predictor:
         with self.lock:
             self.combiner.word_stats_share = share
 
+    def mixture_state(self) -> dict:
+        """The sources' mixture weights as adapted to the user, for the personal model's file."""
+        with self.lock:
+            return self.combiner.weights.to_dict()
+
+    def load_mixture(self, state: dict) -> None:
+        """Mixture weights saved by `mixture_state` (an empty dict: the configured ones, unadapted)."""
+        with self.lock:
+            self.combiner.weights.load(state)
+
     # -- what the keyboard asks ---------------------------------------------------------------
     def suggest(self, text: str) -> list[str]:
         """The predictions for the text before the cursor, best first."""
         return self.strip(text).words
 
-    def strip(self, text: str) -> Strip:
+    def strip(self, text: str, adapt: bool = True) -> Strip:
+        """The strip for the text before the cursor; with `adapt`, a word committed since the last call teaches the
+        mixture weights (not while incognito)."""
         state = split_typing(text)
         with self.lock, torch.inference_mode():
             logp = self.model_source.read_context(state.context)
-            words = self.search.run(state, logp)
+            words = self.search.run(state, logp, adapt)
         return Strip(words, self._typed_word(state))
 
     def knows(self, word: str, context: str = "") -> bool:

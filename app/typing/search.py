@@ -51,14 +51,14 @@ class WordSearch:
         self.index = model.index
         self.blocked = blocked  # the predictor's set, changed in place
 
-    def run(self, state: TypingState, first_logp: torch.Tensor) -> list[str]:
+    def run(self, state: TypingState, first_logp: torch.Tensor, adapt: bool = True) -> list[str]:
         """Known words that complete the prefix, scored by the model in one batch and ranked with the prior and the
         user's statistics. Candidates come from the vocabulary (the model's first-piece estimate picks them), the
         prior's likeliest and the user's own words: no spelling no one uses is ever offered."""
         if len(state.anchor) + len(state.prefix) >= MAX_SPELLED:
             return []  # no word is that long: a paste of a URL or a key held down
         query = Query(state, self._history(state))
-        self.combiner.observe(state)
+        self.combiner.observe(state, learn=adapt)
         self.combiner.refresh()
         followers = self.user.followers(query, USER_FOLLOWERS)
         if self.combiner.config.text_pairs:
