@@ -50,7 +50,7 @@ def test_a_source_that_turns_bad_loses_weight_and_wins_it_back():
 
 
 def test_nothing_moves_without_a_rate_or_when_no_source_predicted_the_word():
-    fixed = MixtureWeights(START)
+    fixed = MixtureWeights(START, AdaptConfig(rate=0.0))
     fixed.learn({"model": 0.5, "prior": 0.0})
     adaptive = MixtureWeights(START, AdaptConfig(rate=0.5))
     adaptive.learn({"model": 0.0, "prior": 0.0})
