@@ -22,6 +22,13 @@ class FactoredGradient:
         self.products: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.summed: torch.Tensor | None = None
 
+    def limit(self, allowed: torch.Tensor) -> None:
+        """From now on only the rows where `allowed` (bool per row, read at each step: the caller may grow it in
+        place) is true get a gradient, on the looked-up side and the projection's alike."""
+        if allowed.shape != (self.shape[0],) or allowed.dtype != torch.bool:
+            raise ValueError(f"a row limit must be {self.shape[0]} booleans, not {tuple(allowed.shape)} {allowed.dtype}")
+        self.allowed = allowed
+
     def add_rows(self, ids: torch.Tensor, grads: torch.Tensor) -> None:
         ids, grads = ids.reshape(-1), grads.reshape(-1, self.shape[1])
         if self.allowed is not None:

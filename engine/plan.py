@@ -66,14 +66,6 @@ class TrainPlan:
         int8 copies."""
         return list(self._persistent)
 
-    def limit_rows(self, name: str, allowed: torch.Tensor) -> None:
-        """From now on a step changes only the rows of trained matrix `name` where `allowed` (bool per row, read at
-        each step: the caller may grow it in place) is true; its gradient must be kept factored (a tied embedding)."""
-        sink = self.factored.get(name)
-        if sink is None or allowed.shape != (sink.shape[0],) or allowed.dtype != torch.bool:
-            raise ValueError(f"{name} has no factored gradient of {allowed.shape[0]} rows to limit")
-        sink.allowed = allowed
-
     def forget_context(self) -> None:
         """Drop the remembered context: the next step computes it again with the weights of that moment."""
         self.forward.forget_context()

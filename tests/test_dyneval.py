@@ -154,7 +154,7 @@ print("torch._dynamo" in sys.modules)
 
 
 def test_limited_rows_of_a_factored_embedding_are_the_only_ones_a_step_changes():
-    """With `limit_rows`, the rows outside the allowed set (tokens never typed) keep their values exactly, on the
+    """With a row limit, the rows outside the allowed set (tokens never typed) keep their values exactly, on the
     output side too, and the allowed set is read at each step (the learner grows it in place)."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=300, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
@@ -165,9 +165,9 @@ def test_limited_rows_of_a_factored_embedding_are_the_only_ones_a_step_changes()
     before = model.wte.weight.detach().clone()
     with compile_plan(staged_lm(model), scheme, OptimizerConfig(kind="dyneval", lr=1e-2),
                       reference=_reference(model)) as plan:
-        with pytest.raises(ValueError, match="no factored gradient"):
-            plan.limit_rows("wte.weight", torch.ones(299, dtype=torch.bool))
-        plan.limit_rows("wte.weight", allowed)
+        with pytest.raises(ValueError, match="300 booleans"):
+            plan.factored["wte.weight"].limit(torch.ones(299, dtype=torch.bool))
+        plan.factored["wte.weight"].limit(allowed)
         plan.step(batch, positions=4)
         changed = (model.wte.weight.detach() != before).any(dim=1)
         assert torch.equal(changed, allowed)

@@ -411,3 +411,16 @@ def test_adapted_mixture_weights_are_kept_with_the_personal_model_and_learn_noth
     assert again.predictor.combiner.weights.weights() == pytest.approx(start) and \
         again.predictor.combiner.weights.words == 0
     again.close()
+
+
+def test_the_embedding_learns_only_the_rows_of_tokens_the_user_typed_and_knows_them_after_a_restart(learned):
+    typed = learned.learner.plans.typed.clone()
+    delta = learned.learner.deltas()["wte.weight"]
+    assert 0 < int(typed.sum()) < len(typed) // 10
+    assert torch.equal(delta[~typed], torch.zeros_like(delta[~typed]))  # words never typed keep the base rows
+    assert delta[typed].abs().sum() > 0
+    learned.save()
+    learned.store._lock.close()
+    restarted = open_session(learned.store.folder)
+    assert torch.equal(restarted.learner.plans.typed, typed)  # rebuilt from the history
+    restarted.close()

@@ -206,9 +206,7 @@ class Learner:
                 p.copy_(self.base[name] + deltas[name] if name in deltas else self.base[name])
             self.judge.moved = set(deltas)
             self.stream.replace(sentences, set(rejected))  # the whole history now, all of it learned
-            self.plans.typed.zero_()
-            for sentence in sentences:
-                self.plans.typed[self.tokenizer.encode(sentence)] = True
+            self.plans.retype(self.tokenizer, sentences)
             self.publish({name: p.detach().clone() for name, p in self.model.named_parameters()})
 
     def replace_sentences(self, sentences: list[str]) -> None:

@@ -14,6 +14,7 @@ from app.learning.settings import LearnerConfig
 from engine.dyneval import ModelReference
 from engine.plan import TrainPlan, compile_plan
 from models.gpt import GPT
+from models.tokenizer import BOS_ID
 
 PREFIX_CACHE_BYTES = 1 << 20  # a segment's frozen-prefix output, reused by the check after its step
 
@@ -34,10 +35,18 @@ class Plans:
             self.current = self.compile(self.model, self.config.mode)
             self.judge.moved |= self.names()
             if self.config.typed_rows_only:
-                for name, sink in self.current.factored.items():
+                for sink in self.current.factored.values():
                     if sink.shape[0] == len(self.typed):
-                        self.current.limit_rows(name, self.typed)
+                        sink.limit(self.typed)
         return self.current
+
+    def retype(self, tokenizer, sentences: list[str]) -> None:
+        """The tokens the user typed are those of `sentences` (a loaded or changed history), and the start-of-text
+        token their stream begins with."""
+        self.typed.zero_()
+        self.typed[BOS_ID] = bool(sentences)
+        for sentence in sentences:
+            self.typed[tokenizer.encode(sentence)] = True
 
     def compile(self, model: GPT, mode: str) -> TrainPlan:
         optimizer = self.config.optimizer(mode)
