@@ -58,6 +58,7 @@ def _simulate_worker(job: tuple[str, tuple[int, int]]) -> KsrResult:
     text, span = job
     predictor, keystrokes = _WORKER["predictor"], _WORKER["keystrokes"]
     predictor.invalidate()
+    predictor.load_mixture({})  # each text is a new user's: the mixture weights start unadapted
 
     def suggest(before: str) -> list[str]:
         with keystrokes.get_lock():
