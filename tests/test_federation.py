@@ -326,3 +326,18 @@ def test_the_report_gives_bytes_per_client_rounds_and_drops():
     line = sparse.line(2)
     assert "2 of 2 rounds completed, 1 client answers dropped" in line and "200 bytes (max 300)" in line
     assert "uploads unseen" in FederationRun("sparse", [entry(1, [], secagg=True)], 5.0).line(2)
+
+
+def test_the_reports_json_names_folders_relative_to_the_working_directory(tmp_path, monkeypatch):
+    from app.bench.federation import FederationReport, FederationRun, Scored
+    from app.bench.learning import LearningResult
+
+    monkeypatch.chdir(tmp_path)
+    users = [LearningResult("u1", "sparse", 100, 3.9, 3.8, 3.9, 3.8, 0, 0, 10, 1.0)]
+    round_one = {"round": 1, "applied": True, "dropped": 0, "rejected": [], "clipped": 0, "accepted": 1,
+                 "devices": {"0": {"bytes": 10}}, "nats_base": 3.9, "checkpoint": str(tmp_path / "server" / "round-1")}
+    scored = [Scored(label, str(tmp_path / folder), users) for label, folder in (("shipped", "base"), ("r1", "x"))]
+    data = FederationReport([FederationRun("sparse", [round_one], 1.0)], scored[0], [scored[1]], None, 1).to_dict()
+    assert data["runs"][0]["rounds"][0]["checkpoint"] == "server/round-1"
+    assert {s["folder"] for s in data["scores"].values()} == {"base", "x"}
+    assert str(tmp_path) not in json.dumps(data)

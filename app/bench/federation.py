@@ -8,6 +8,7 @@ the shipped base with a bootstrap interval.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -129,9 +130,13 @@ class FederationReport:
         return lines
 
     def to_dict(self) -> dict:
-        return {"lines": self.lines(), "clients": self.clients,
-                "runs": [asdict(run) | {"mean_upload_bytes": run.mean_upload()} for run in self.runs],
-                "scores": {s.label: {"folder": s.folder, "users": [r.to_dict() for r in s.results]}
+        """Everything measured; folders relative to the working directory (no path of the measuring machine)."""
+        runs = [asdict(run) | {"mean_upload_bytes": run.mean_upload()} for run in self.runs]
+        for run in runs:
+            run["rounds"] = [entry | {"checkpoint": os.path.relpath(entry["checkpoint"])} if "checkpoint" in entry
+                             else entry for entry in run["rounds"]]
+        return {"lines": self.lines(), "clients": self.clients, "runs": runs,
+                "scores": {s.label: {"folder": os.path.relpath(s.folder), "users": [r.to_dict() for r in s.results]}
                            for s in [self.shipped, *self.per_round, *([self.compared] if self.compared else [])]}}
 
     def plot(self) -> str:
