@@ -37,8 +37,9 @@ def _learning_rows() -> list[str]:
     return [format_row(LearningResult(**{k: v for k, v in row.items() if k in names})) for row in _json("bench_learning")]
 
 
-def _simulate_rows() -> list[str]:
-    return format_rows(list(_json("simulate")["rows"].values()), "").splitlines()[2:]
+def _simulate_rows(name: str = "simulate") -> list[str]:
+    data = _json(name)
+    return format_rows(list(data["rows"].values()), "").splitlines()[2:] + data["summary"]
 
 
 def _footprint_rows() -> list[str]:
@@ -52,9 +53,9 @@ def _federate_rows() -> list[str]:
 @pytest.mark.parametrize("rows", [
     lambda: _eval_rows("eval_dd_test"), lambda: _eval_rows("eval_dev_users"), _predict_rows,
     lambda: _engine_rows("bench_engine"), lambda: _engine_rows("bench_engine_stream"), _learning_rows, _simulate_rows,
-    _footprint_rows, _federate_rows], ids=["eval DailyDialog test", "eval dev users", "bench predict", "bench engine",
-                                           "bench engine --stream", "bench learning", "simulate", "bench footprint",
-                                           "federate"])
+    lambda: _simulate_rows("users_69_92/simulate"), _footprint_rows, _federate_rows],
+    ids=["eval DailyDialog test", "eval dev users", "bench predict", "bench engine", "bench engine --stream",
+         "bench learning", "simulate", "simulate, users 69-92", "bench footprint", "federate"])
 def test_every_figure_of_a_run_is_in_the_readme_as_printed(rows):
     readme = {line.strip() for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()}
     lines = rows()
