@@ -32,7 +32,6 @@ class MixConfig:
 
 
 USER_SOURCES = ("user_unigram", "user_recent", "user_bigram", "user_trigram")  # in `UserVocabulary.parts` order
-Opinions = dict[str, dict[str, float]]  # source -> word -> its probability, for the sources that apply at a position
 
 
 class Combiner:
@@ -47,6 +46,9 @@ class Combiner:
         self.word_stats_share = 1.0
         self._position: str | None = None  # the text before the word being typed, as last asked
         self._opinions: dict[str, dict[str, float]] = {}  # word -> each source's probability, at that position
+        self._query: Query | None = None  # the keystroke whose sources' probabilities `_known` holds
+        self._known: dict[str, dict[str, float]] = {}
+        self._applying: tuple[str, ...] = ()  # the sources but the model that apply at that keystroke
         self.refresh()
 
     def refresh(self) -> None:
@@ -69,34 +71,44 @@ class Combiner:
         keys = set(mass).union(followers)
         if self.uses_prior:
             keys.update(self.prior.propose(query, self.config.extra_prior_words))
-        opinions = self.opinions(mass, query, keys)
-        weights = self.weights.weights(set(opinions))
-        values = {k: sum(weights[s] * p.get(k, 0.0) for s, p in opinions.items()) for k in keys}
+        others = self._others(query, keys)
+        weights = self.weights.weights({"model", *self._applying})
+        model = weights["model"]
+        values = {k: model * mass.get(k, 0.0) + sum(weights[s] * p for s, p in others[k].items()) for k in keys}
         if remember:  # only words the model scored: one it left out would seem the other sources' alone
             for k in keys:
                 if mass.get(k, 0.0) > 0:
-                    self._opinions[k] = {s: p.get(k, 0.0) for s, p in opinions.items()}
+                    self._opinions[k] = {"model": mass[k], **others[k]}
         return values
 
-    def opinions(self, mass: dict[str, float], query: Query, keys: set[str]) -> Opinions:
-        """Each applying source's probability of each word of `keys` (the sources with no weight left out)."""
-        start = self.weights.start
-        out: Opinions = {"model": {k: mass.get(k, 0.0) for k in keys}}
+    def _others(self, query: Query, keys: set[str]) -> dict[str, dict[str, float]]:
+        """Word -> the probability each applying source but the model gives it (sources with no weight left out),
+        kept for the keystroke's query: its three rankings (the bound's two, then the strip's) ask for the same
+        words."""
+        if query is not self._query:
+            self._query, self._known = query, {}
+        todo = keys.difference(self._known)
+        if not todo and self._known:
+            return self._known
+        start, out = self.weights.start, {}
         if self.uses_prior:
-            out["prior"] = self.prior.score(query, keys)
-        for name, p in zip(("text_words", "text_pairs"), self.user.text_probabilities(query, keys)):
+            out["prior"] = self.prior.score(query, todo)
+        for name, p in zip(("text_words", "text_pairs"), self.user.text_probabilities(query, todo)):
             if p is not None and start[name]:
                 out[name] = p
         words = self.user.words
         if words.total and any(start[name] for name in USER_SOURCES):
             general = self.prior.unigram if self.prior is not None else (lambda word: 0.0)
             share, history = self.word_stats_share, query.history
-            parts = {k: words.parts(history, k, self.config.cache.rare_below, general) for k in keys}
+            parts = {k: words.parts(history, k, self.config.cache.rare_below, general) for k in todo}
             bigram, trigram = words.contexts_seen(history)
             for i, (name, applies) in enumerate(zip(USER_SOURCES, (True, True, bigram, trigram))):
                 if applies and start[name]:
                     out[name] = {k: share * v[i] for k, v in parts.items()}
-        return out
+        self._applying = tuple(out)
+        for k in todo:
+            self._known[k] = {name: p[k] for name, p in out.items()}
+        return self._known
 
     def observe(self, state: TypingState, learn: bool = True) -> None:
         """Called with every keystroke's state: when the text before the word being typed has grown by one whole
