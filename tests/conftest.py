@@ -18,3 +18,10 @@ def shipped_predictor():
     from app.typing.loading import load_predictor
 
     return load_predictor()
+
+
+@pytest.fixture(autouse=True)
+def _unadapted_mixture(request):
+    """Each test starts with the shared predictor's mixture weights unadapted (typing adapts them)."""
+    if "shipped_predictor" in request.fixturenames:
+        request.getfixturevalue("shipped_predictor").load_mixture({})
