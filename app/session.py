@@ -38,6 +38,8 @@ class SessionConfig:
     learned_word_stats: float = 0.5  # share of the user's word statistics in suggestions once the personal model
                                      # has learned: it gives the user's words more itself, and two boosts of the
                                      # same words crowd out new ones (tuned on dev users 21-24)
+    learned_new_words: float = 1.0   # once it has learned, the value of a word the user never typed is multiplied
+                                     # by this: the personal model lowers such words, a new word still comes
     log_dir: str | None = None       # where failures are logged (default: the platformdirs user log folder)
 
 
@@ -111,7 +113,9 @@ class Session:
     # --- typing ----------------------------------------------------------------------------------------------
     def strip(self, text: str) -> Strip:
         """What the suggestion strip shows for the text before the cursor."""
-        self.predictor.set_word_stats_share(self.config.learned_word_stats if self.learner.has_learned() else 1.0)
+        learned = self.learner.has_learned()
+        self.predictor.set_personal_mix(self.config.learned_word_stats if learned else 1.0,
+                                        self.config.learned_new_words if learned else 1.0)
         return self.predictor.strip(text, adapt=not self.incognito)
 
     def suggest(self, text: str) -> list[str]:

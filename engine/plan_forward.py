@@ -4,6 +4,7 @@ saves for backward.
 """
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from typing import NamedTuple
 
@@ -40,6 +41,7 @@ class PlanForward:
         self._weights = [*staged.module.parameters(), *staged.module.buffers()]
         self._memory: _Remembered | None = None
         self._planned_saved: dict[tuple, int] = {}
+        self.memory_ms = 0.0  # time spent computing the remembered context, ever (the learner's cost table reads it)
 
     def loss_positions(self, targets: torch.Tensor, positions: int | None = None) -> int | None:
         """How many newest positions the loss covers: `positions` if given, else the scheme's share (None: all)."""
@@ -93,6 +95,7 @@ class PlanForward:
         known = inputs.shape[dim] - (inputs.shape[dim] if positions is None else positions)
         if known == 0:
             return None
+        start = time.perf_counter()
         context = inputs.narrow(dim, 0, known)
         held = self._memory if keep else None
         length = None if held is None else held.context.shape[dim]
@@ -104,6 +107,7 @@ class PlanForward:
             memory = self.staged.remember(context, None)
         if keep:
             self._memory = _Remembered(context.clone(), memory, self.versions())
+        self.memory_ms += (time.perf_counter() - start) * 1000
         return memory
 
     def forget_context(self) -> None:

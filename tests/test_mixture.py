@@ -8,6 +8,7 @@ import pytest
 from app.typing.combiner import Combiner, MixConfig
 from app.typing.mixture import SOURCES, AdaptConfig, MixtureWeights
 from app.typing.sources import Query, UserSource
+from app.typing.user_vocab import CacheWeights
 from app.typing.words import split_typing
 
 START = {"model": 0.7, "prior": 0.2, "text_words": 0.05, "text_pairs": 0.05}
@@ -95,3 +96,15 @@ def test_the_combiner_learns_from_each_committed_word_at_its_position():
     words = combiner.weights.words
     keystroke(text + "zzz qq", {})  # a jump of two words (a paste): no single committed word to learn from
     assert combiner.weights.words == words
+
+
+def test_the_new_word_factor_scales_only_words_the_user_never_typed():
+    user = UserSource()
+    user.words.add_sentence("The cat sat.")
+    combiner = Combiner(MixConfig(prior_weight=0.0, cache=CacheWeights.none(), text_words=0.0, text_pairs=0.0),
+                        None, user)
+    query = Query(split_typing("a "), ())
+    before = combiner.values({"cat": 0.01, "dog": 0.01}, query)
+    combiner.new_word_factor = 3.0
+    after = combiner.values({"cat": 0.01, "dog": 0.01}, Query(split_typing("a "), ()))
+    assert after["cat"] == pytest.approx(before["cat"]) and after["dog"] == pytest.approx(3 * before["dog"])

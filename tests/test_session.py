@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from app.learning.settings import LearnerConfig
+from app.learning.settings import COST_PARTS, LearnerConfig
 from app.typing.loading import load_predictor
 from app.storage.personal_file import PersonalFileError
 from app.session import Session, SessionConfig
@@ -84,7 +84,7 @@ def test_learning_makes_later_text_and_a_new_name_likelier(tmp_path):
     for s in sentences(40):
         session.commit_sentences([s])
     learner = session.learner
-    later = learner.scores[-20:]  # each segment scored before it was learned, by the personal and the base model
+    later = learner.scored()[-20:]  # each segment scored before it was learned, by the personal and the base model
     assert sum(s.personal for s in later) < 0.9 * sum(s.base for s in later)
     row = [BOS_ID, *learner.tokenizer.encode("We met Kowalczyk at the lake.")]
     name = len(learner.tokenizer.encode("at the lake.")) + 1
@@ -108,7 +108,7 @@ def test_a_segments_loss_is_recorded_before_any_update_that_saw_it(tmp_path):
     plan.step = recording
     long = "Yesterday " + ", then ".join(f"{n} {v} {m}" for n, v, m in zip(NAMES, VERBS, reversed(NAMES))) + "."
     session.commit_sentences(["We met at the lake.", long])
-    scores = learner.scores
+    scores = learner.scored()
     assert len(scores) == len(steps) >= 3  # the long sentence is cut into segments of at most 16 tokens
     assert all(s.tokens <= learner.config.segment for s in scores)
     assert [s.personal for s in scores] == pytest.approx(steps, abs=1e-5)
@@ -212,17 +212,20 @@ def test_mode_switch_keeps_what_was_learned(learned):
     assert learned.stats.steps == steps
 
 
-def test_once_the_model_has_learned_suggestions_weigh_the_word_statistics_at_the_learned_share(tmp_path):
+def test_once_the_model_has_learned_suggestions_weigh_the_word_statistics_and_new_words_at_the_learned_shares(
+        tmp_path):
     session = Session(load_predictor(), Store(tmp_path / "data"), LearnerConfig(mode="sparse", budget_ms=60_000),
-                      SessionConfig(background=False, autosave=False, learned_word_stats=0.25))
+                      SessionConfig(background=False, autosave=False, learned_word_stats=0.25, learned_new_words=1.5))
+    combiner = session.predictor.combiner
     session.suggest("We met Kow")
-    assert session.predictor.combiner.word_stats_share == 1.0  # nothing learned: the statistics count whole
+    # nothing learned: the statistics count whole, and new words as the mix gives them
+    assert (combiner.word_stats_share, combiner.new_word_factor) == (1.0, 1.0)
     session.commit_sentences(["Kowalczyk sent a card.", "We wrote to Kowalczyk."])
     session.suggest("We met Kow")
-    assert session.learner.has_learned() and session.predictor.combiner.word_stats_share == 0.25
+    assert session.learner.has_learned() and (combiner.word_stats_share, combiner.new_word_factor) == (0.25, 1.5)
     session.reset()  # back to the base model
     session.suggest("We met Kow")
-    assert session.predictor.combiner.word_stats_share == 1.0
+    assert (combiner.word_stats_share, combiner.new_word_factor) == (1.0, 1.0)
     session.close()
 
 
@@ -424,3 +427,15 @@ def test_the_embedding_learns_only_the_rows_of_tokens_the_user_typed_and_knows_t
     restarted = open_session(learned.store.folder)
     assert torch.equal(restarted.learner.plans.typed, typed)  # rebuilt from the history
     restarted.close()
+
+
+def test_the_learners_time_by_part_adds_up_to_its_rounds(tmp_path):
+    session = open_session(tmp_path)
+    for s in sentences(6):
+        session.commit_sentences([s])
+    stats = session.learner.stats
+    assert set(stats.parts_ms) <= set(COST_PARTS)
+    assert {"context", "step", "base", "checks", "general", "snapshot", "publish"} <= {p for p, ms in stats.parts_ms.items()
+                                                                            if ms > 0}
+    assert sum(stats.parts_ms.values()) == pytest.approx(stats.learn_ms)
+    session.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +15,7 @@ import torch
 
 from app.learning.judge import SegmentScore, per_token
 from app.learning.learner import Learner
-from app.learning.settings import LearnerConfig
+from app.learning.settings import COST_PARTS, LearnerConfig
 from app.bench.texts import EvalText
 from app.bench.paired import paired_gain
 from app.typing.sentences import finished_sentences
@@ -42,6 +42,7 @@ class LearningResult:
     pullbacks: int
     steps: int
     learn_seconds: float
+    parts_ms: dict[str, float] = field(default_factory=dict)  # the learner's time by part (`COST_PARTS`)
 
     @property
     def gain(self) -> float:
@@ -77,12 +78,12 @@ def learn_stream(model: GPT, tokenizer: Tokenizer, general: list[str], grad_stat
         learner.add(sentence)
         learner.run_round()
     seconds = time.perf_counter() - start
+    scores = learner.scored()  # the base model's scores the guard did not take, outside the timed rounds
     learner.close()
-    scores, tail = learner.scores, tail_of(learner.scores)
-    stats = learner.stats
+    tail, stats = tail_of(scores), learner.stats
     return LearningResult(item.name, mode, sum(s.tokens for s in scores), per_token(scores, "base"),
                           per_token(scores, "personal"), per_token(tail, "base"), per_token(tail, "personal"),
-                          stats.rounds_rolled_back, stats.pullbacks, stats.steps, seconds)
+                          stats.rounds_rolled_back, stats.pullbacks, stats.steps, seconds, dict(stats.parts_ms))
 
 
 def format_row(r: LearningResult) -> str:
@@ -105,9 +106,18 @@ def summary(results: list[LearningResult]) -> list[str]:
         seconds = sum(r.learn_seconds for r in mine) / sum(r.tokens for r in mine) * 1000
         lines.append(f"{mode}: whole stream {whole.line('nats/token')}")
         lines.append(f"{mode}: last quarter {tail.line('nats/token')}; learning {seconds:.2f} ms per token")
+        lines.append(f"{mode}: {cost_line(mine)}")
     if "sparse" in tails and tails.get("full", 0) > 0:
         lines.append(f"sparse reaches {tails['sparse'] / tails['full']:.0%} of full's last-quarter gain")
     return lines
+
+
+def cost_line(results: list[LearningResult]) -> str:
+    """The learner's time per segment (one training step), by part, over `results`."""
+    steps = sum(r.steps for r in results)
+    parts = {p: sum(r.parts_ms.get(p, 0.0) for r in results) / max(steps, 1) for p in COST_PARTS}
+    return (f"{sum(parts.values()):.2f} ms per segment: "
+            + ", ".join(f"{part} {ms:.2f}" for part, ms in parts.items()))
 
 
 def _learn_job(job: tuple[str, EvalText, str, dict]) -> LearningResult:

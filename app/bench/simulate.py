@@ -33,6 +33,7 @@ class ReplaySystem:
     word_cache: bool = True
     learned_word_stats: float | None = None  # the session's share of word statistics once learned (tuning)
     mix_rate: float | None = None  # the adaptive mixture weights' step size (tuning; None: the shipped one)
+    learned_new_words: float | None = None  # the session's factor on words never typed once learned (tuning)
 
     @property
     def label(self) -> str:
@@ -75,7 +76,8 @@ def _replay_job(job: tuple[EvalText, ReplaySystem, str, dict]) -> StreamResult:
     start = time.perf_counter()
     predictor = load_predictor(model_dir, config=system.predictor_config())
     with tempfile.TemporaryDirectory(prefix="pocketkb-replay-") as folder:
-        shares = {} if system.learned_word_stats is None else {"learned_word_stats": system.learned_word_stats}
+        shares = {name: getattr(system, name) for name in ("learned_word_stats", "learned_new_words")
+                  if getattr(system, name) is not None}
         session = Session(predictor, Store(folder), LearnerConfig(mode=system.mode, **learner_overrides),
                           SessionConfig(background=False, autosave=False, **shares), base_dir=model_dir)
         result = replay(session, item.text)

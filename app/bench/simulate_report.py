@@ -128,7 +128,7 @@ def summary(rows: dict[str, dict]) -> list[str]:
 def report(texts: list[EvalText], args: argparse.Namespace) -> int:
     chars = sum(len(t.text) for t in texts)
     print(f"replaying {len(texts)} user(s), {chars:,} characters, modes: {', '.join(args.modes)}")
-    tuning = {"learned_word_stats": args.word_stats, "mix_rate": args.mix_rate}
+    tuning = {"learned_word_stats": args.word_stats, "mix_rate": args.mix_rate, "learned_new_words": args.new_words}
     systems = [ReplaySystem(m, **tuning) for m in args.modes]
     if "off" in args.modes:  # what the user's word statistics add, with no learning at all
         systems.insert(args.modes.index("off"), ReplaySystem("off", word_cache=False, mix_rate=args.mix_rate))
@@ -136,6 +136,8 @@ def report(texts: list[EvalText], args: argparse.Namespace) -> int:
     overrides = {} if args.typed_rows is None else {"typed_rows_only": args.typed_rows == "on"}
     if args.lr:
         overrides["lr"] = {m: args.lr for m in args.modes}
+    if args.context_keep:
+        overrides["context_keep"] = args.context_keep
     streams = run_replay(texts, systems, args.model, args.processes, overrides)
     order = [t.name for t in texts]
     by_mode = {m: sorted((s for s in streams if s.system == m), key=lambda s: order.index(s.user)) for m in labels}

@@ -156,6 +156,8 @@ def _bench_learning(args: argparse.Namespace) -> int:
         overrides["decay"] = {m: args.decay for m in args.modes}
     if args.segment:
         overrides["segment"] = args.segment
+    if args.context_keep:
+        overrides["context_keep"] = args.context_keep
     print(HEADER, flush=True)
     try:
         results = run_learning(args.model, texts, args.modes, overrides, args.processes,
@@ -220,6 +222,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="learning rate of the measured modes (default: the registry's)")
     p.add_argument("--decay", type=float, help="decay toward the base of the measured modes")
     p.add_argument("--segment", type=int, help="tokens per segment")
+    p.add_argument("--context-keep", type=int, help="tokens of context a window jump keeps (tuning)")
     p.add_argument("--processes", type=int, default=2, help="streams learned at once (one thread each)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_bench_learning)

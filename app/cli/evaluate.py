@@ -111,9 +111,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=12, help="users to replay")
     p.add_argument("--word-stats", type=float, help="tuning: the share of the word statistics in suggestions once "
                                                     "the personal model has learned (default: the session's)")
+    p.add_argument("--new-words", type=float, help="tuning: the factor on words the user never typed once the "
+                                                   "personal model has learned (default: the session's)")
     p.add_argument("--mix-rate", type=float, help="tuning: the step size of the adaptive mixture weights "
                                                   "(default: the shipped one; 0 keeps them fixed)")
     p.add_argument("--lr", type=float, help="tuning: learning rate of the learning modes (default: the registry's)")
+    p.add_argument("--context-keep", type=int, help="tuning: tokens of context the learner's window keeps when it "
+                                                     "jumps (default: the learner's)")
     p.add_argument("--typed-rows", choices=("on", "off"), help="tuning: whether a tied embedding learns only the "
                                                               "rows of tokens the user typed (default: the learner's)")
     p.add_argument("--chars", type=int, default=20_000, help="characters per user")

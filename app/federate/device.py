@@ -57,6 +57,7 @@ def learn_round(content: RecordDict, node_config: dict) -> tuple[dict[str, np.nd
     for sentence in sentences:
         learner.add(sentence)
         learner.run_round()
+    scores = learner.scored()
     learner.close()
     delta = {name: value.numpy() for name, value in learner.deltas().items()}
     state = Path(str(node_config["state"]))
@@ -67,7 +68,6 @@ def learn_round(content: RecordDict, node_config: dict) -> tuple[dict[str, np.nd
     budget = int(config["budget"]) or None
     sent, kept = select(delta, budget)
     save_tensors(state / RESIDUAL_FILE, {name: torch.from_numpy(value) for name, value in kept.items()})
-    scores = learner.scores
     metrics = {"tokens": float(sum(s.tokens for s in scores)),
                "nats-base": per_token(scores, "base"), "nats-personal": per_token(scores, "personal"),
                "changed-values": float(sum(int(np.count_nonzero(v)) for v in delta.values())),

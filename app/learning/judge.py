@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -30,6 +31,7 @@ class SegmentScore:
     tokens: int
     personal: float  # mean nats/token
     base: float | None  # None: not scored by the base model (see `judge_every`)
+    row: tuple[int, ...] = ()  # the segment after its context (kept for `Learner.scored`, with `keep_scores`)
 
 
 def per_token(scores: Iterable[SegmentScore], which: str) -> float:
@@ -55,6 +57,7 @@ class Judge:
         rows = [[BOS_ID, *tokenizer.encode(line)][: config.context + config.segment + 1] for line in general_text]
         self.general = [row for row in rows if len(row) > config.general_scored][: config.general_rows]
         self._general_hidden: tuple[int, tuple | None] | None = None  # (first changed block, their states there)
+        self.general_ms = 0.0  # time spent on the general-text check, ever (the learner's cost table reads it)
         self.base_general = self.general_loss()
         self.judged: deque[SegmentScore] = deque(maxlen=config.judged_segments)
 
@@ -114,7 +117,9 @@ class Judge:
         if not math.isfinite(after) or after > before + self.config.divergence_nats:
             return "diverged", None
         if check_general:
+            start = time.perf_counter()
             general = self.general_loss()
+            self.general_ms += (time.perf_counter() - start) * 1000
             if not math.isfinite(general) or general > self.base_general * (1 + self.config.general_tolerance):
                 return "general text loss rose", general
             return "", general

@@ -96,9 +96,9 @@ class Learner:
             if self.config.mode == "off" or first >= len(stream.sentences):
                 stream.skip_all()
                 return None
-            start = time.perf_counter()
+            start, counted = time.perf_counter(), sum(self.stats.parts_ms.values())
             plan = self.plans.ensure()
-            snapshot = plan.snapshot()
+            snapshot = self._timed("snapshot", plan.snapshot)
             ids = stream.window_before(first)
             scores, rows = [], []
             stop = first
@@ -109,8 +109,11 @@ class Learner:
                     ids = row
                 stop += 1
             stream.window, stream.window_upto = ids, stop
-            reason, general = self.judge.verdict(stream.sentences[first:stop], plan, (*rows[-1], scores[-1].personal),
-                                                 check_general=self._rounds % self.config.general_every == 0)
+            general_ms = self.judge.general_ms
+            reason, general = self._timed("checks", self.judge.verdict, stream.sentences[first:stop], plan,
+                                          (*rows[-1], scores[-1].personal),
+                                          check_general=self._rounds % self.config.general_every == 0)
+            self._move_ms("checks", "general", self.judge.general_ms - general_ms)
             if general is not None:
                 self.stats.last_general = general
             self._rounds += 1
@@ -128,30 +131,54 @@ class Learner:
                 self.stats.sentences_learned += stop - first
                 self.stats.tokens_learned += sum(s.tokens for s in scores)
                 self.judge.judged.extend(s for s in scores if s.base is not None)
-                self.publish(self.plans.touched())
+                self._timed("publish", lambda: self.publish(self.plans.touched()))
                 stream.settle(accept=True)
                 self._pull_back_if_worse()
             if self.config.keep_scores:  # every segment, scored before any update that saw it
                 self.scores.extend(scores)
             ms = self._ms(start)
             self.stats.learn_ms += ms
+            self.stats.add_ms("other", ms - (sum(self.stats.parts_ms.values()) - counted))
             return RoundResult(not reason, len(scores), ms, reason)
 
     @staticmethod
     def _ms(start: float) -> float:
         return (time.perf_counter() - start) * 1000
 
+    def _timed(self, part: str, run: Callable, *args, **kwargs):
+        """`run(*args, **kwargs)`, its wall time added to the round's `part` (`LearnerStats.parts_ms`)."""
+        start = time.perf_counter()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            self.stats.add_ms(part, self._ms(start))
+
+    def _move_ms(self, part: str, to: str, ms: float) -> None:
+        """`ms` of what was counted as `part` was spent on `to`."""
+        self.stats.add_ms(part, -ms)
+        self.stats.add_ms(to, ms)
+
+    def scored(self) -> list[SegmentScore]:
+        """Every segment kept (`keep_scores`), with the base model's score where the guard did not take one: the
+        base weights never change, so a score taken now is the one it would have been then."""
+        with self._lock:
+            return [s if s.base is not None else replace(s, base=self.judge.base_loss(list(s.row), s.tokens))
+                    for s in self.scores]
+
     def _learn_segment(self, plan: TrainPlan, row: list[int], n: int) -> SegmentScore:
         """One step on the segment; its loss, computed before the update, is the prequential score."""
-        judged = self.config.keep_scores or self.stats.steps % self.config.judge_every == 0
-        base = self.judge.base_loss(row, n) if judged else None
+        judged = self.stats.steps % self.config.judge_every == 0
+        base = self._timed("base", self.judge.base_loss, row, n) if judged else None
         self.plans.typed[row] = True
+        context = plan.forward.memory_ms
         report = plan.step(stack_rows([row]), positions=n)
+        self.stats.add_ms("step", report.step_ms)
+        self._move_ms("step", "context", plan.forward.memory_ms - context)
         self.stats.steps += 1
         self.stats.step_ms += report.step_ms
         self.stats.last_step_ms = report.step_ms
         self.stats.last_loss = report.loss
-        return SegmentScore(n, report.loss, base)
+        return SegmentScore(n, report.loss, base, tuple(row) if self.config.keep_scores else ())
 
     def _pull_back_if_worse(self) -> None:
         """When the personal model predicted new text worse than the base model (`Judge.worse_than_base`), its

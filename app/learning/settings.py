@@ -33,14 +33,21 @@ class LearnerConfig:
                                     # users 21-28: words new to the user +0.09 KSR, the rest unchanged)
     lr: dict[str, float] = field(default_factory=dict)     # per mode, overriding the registry's (tuning)
     decay: dict[str, float] = field(default_factory=dict)  # per mode, overriding the registry's (tuning)
-    keep_scores: bool = False       # keep every segment's (tokens, personal nats, base nats): the benchmarks read them
-                                    # (then every segment is scored by the base model too)
+    keep_scores: bool = False       # keep every segment's (tokens, personal nats, row): the benchmarks read them, the
+                                    # base model's score added afterwards (`Learner.scored`), so they time what the app pays
 
     def __post_init__(self) -> None:
         mode_settings(self.mode)  # refuses an unknown mode
 
     def optimizer(self, mode: str) -> OptimizerConfig:
         return mode_settings(mode).optimizer(self.lr.get(mode), self.decay.get(mode))
+
+
+# What a round's time goes to: the remembered context (computed or extended before a step), the step itself (forward
+# on the segment, backward, update), scoring by the base model (the guard's pull-back), the round's checks (finite
+# weights, garbage, divergence) and its general-text check, the snapshot taken for a roll-back, publishing the kept
+# weights to the predictor, and the rest (cutting sentences into segments, a roll-back or pull-back).
+COST_PARTS = ("context", "step", "base", "checks", "general", "snapshot", "publish", "other")
 
 
 @dataclass
@@ -58,6 +65,10 @@ class LearnerStats:
     last_general: float | None = None
     training_bytes: int | None = None  # measured by the running plan on its last step: activations + grads + optimizer
     training_mode: str | None = None   # ... of this mode
+    parts_ms: dict[str, float] = field(default_factory=dict)  # wall time of rounds by part (`COST_PARTS`)
+
+    def add_ms(self, part: str, ms: float) -> None:
+        self.parts_ms[part] = self.parts_ms.get(part, 0.0) + ms
 
     def counters(self) -> dict[str, int]:
         return {"rounds_accepted": self.rounds_accepted, "rounds_rolled_back": self.rounds_rolled_back,

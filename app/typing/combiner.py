@@ -36,14 +36,15 @@ USER_SOURCES = ("user_unigram", "user_recent", "user_bigram", "user_trigram")  #
 
 class Combiner:
     """value(word) = Σ weight(source) · P_source(word) over the sources that apply at the position (the weights
-    normalised over them); the user's statistics scaled by `word_stats_share`, which the session lowers once the
-    personal model has learned the user's words. After each committed word the weights learn which sources
-    predicted it (`observe`)."""
+    normalised over them); the user's statistics scaled by `word_stats_share`, and the value of a word the user never
+    typed times `new_word_factor`: the session sets both once the personal model has learned the user's words, which
+    it then favours itself. After each committed word the weights learn which sources predicted it (`observe`)."""
 
     def __init__(self, config: MixConfig, prior: PriorSource | None, user: UserSource):
         self.config, self.prior, self.user = config, prior, user
         self.weights = MixtureWeights(config.start_weights(), config.adapt)
         self.word_stats_share = 1.0
+        self.new_word_factor = 1.0
         self._position: str | None = None  # the text before the word being typed, as last asked
         self._opinions: dict[str, dict[str, float]] = {}  # word -> each source's probability, at that position
         self._query: Query | None = None  # the keystroke whose sources' probabilities `_known` holds
@@ -75,6 +76,9 @@ class Combiner:
         weights = self.weights.weights({"model", *self._applying})
         model = weights["model"]
         values = {k: model * mass.get(k, 0.0) + sum(weights[s] * p for s, p in others[k].items()) for k in keys}
+        if self.new_word_factor != 1.0:  # the same factor in every ranking of the keystroke: the search's bound holds
+            typed = self.user.words
+            values = {k: v if k in typed else v * self.new_word_factor for k, v in values.items()}
         if remember:  # only words the model scored: one it left out would seem the other sources' alone
             for k in keys:
                 if mass.get(k, 0.0) > 0:

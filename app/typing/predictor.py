@@ -119,10 +119,11 @@ class Predictor:
             self.blocked.update(blocked)
             self.model_source.invalidate()
 
-    def set_word_stats_share(self, share: float) -> None:
-        """How much of the user's statistics the mix takes (lowered once the personal model has learned)."""
+    def set_personal_mix(self, word_stats_share: float, new_word_factor: float) -> None:
+        """How much of the user's statistics the mix takes, and the factor on words the user never typed (both set
+        once the personal model has learned: `SessionConfig`)."""
         with self.lock:
-            self.combiner.word_stats_share = share
+            self.combiner.word_stats_share, self.combiner.new_word_factor = word_stats_share, new_word_factor
 
     def mixture_state(self) -> dict:
         """The sources' mixture weights as adapted to the user, for the personal model's file."""
