@@ -151,7 +151,7 @@ class TrainPlan:
         forward = self.forward
         positions = forward.loss_positions(targets, positions)
         if self.scheme.remember_context:
-            x = forward.after_memory(inputs, positions, forward.memory_for(inputs, positions, keep=True))
+            x, _ = forward.after_memory(inputs, positions, forward.memory_for(inputs, positions, keep=True))
         else:
             x, _ = forward.prefix(inputs, positions, sample_ids, use_cache=True)
             x = forward.run_stages(x, self.cut, len(self.staged.stages), positions)

@@ -88,27 +88,39 @@ class PlanForward:
         return tuple(t._version for t in self._weights)
 
     def memory_for(self, inputs: torch.Tensor, positions: int | None, keep: bool) -> tuple | None:
-        """The memory of the positions before the loss's. With `keep` (a stream of steps), the last step's memory
-        is extended when its context begins this one (batch of one) and no weight changed but by this plan's own
-        steps; it keeps the values of the weights it was computed with, as Transformer-XL's memory does."""
+        """The memory of the positions before the loss's. With `keep` (a stream of steps, or a check along it), the
+        memory held from the last step is used when it covers this context, or begins it (batch of one), and no
+        weight changed but by this plan's own steps: cut to the context, or extended by what it lacks. It keeps the
+        values of the weights it was computed with, as Transformer-XL's memory does."""
         dim = self.staged.positions_dim
         known = inputs.shape[dim] - (inputs.shape[dim] if positions is None else positions)
         if known == 0:
             return None
         start = time.perf_counter()
         context = inputs.narrow(dim, 0, known)
-        held = self._memory if keep else None
-        length = None if held is None else held.context.shape[dim]
-        if (held is not None and held.versions == self.versions() and len(context) == 1 and length <= known
-                and torch.equal(context.narrow(dim, 0, length), held.context)):
-            grown = known - length
-            memory = held.memory if grown == 0 else self.staged.remember(context.narrow(dim, length, grown), held.memory)
+        held = self._memory if keep and len(context) == 1 else None
+        if held is not None and held.versions == self.versions():
+            length = held.context.shape[dim]
+            if length >= known and self.staged.trim is not None \
+                    and torch.equal(held.context.narrow(dim, 0, known), context):
+                self.memory_ms += (time.perf_counter() - start) * 1000
+                return held.memory if length == known else self.staged.trim(held.memory, known)  # held stays
+            if length < known and torch.equal(context.narrow(dim, 0, length), held.context):
+                memory = self.staged.remember(context.narrow(dim, length, known - length), held.memory)
+            else:
+                memory = self.staged.remember(context, None)
         else:
             memory = self.staged.remember(context, None)
         if keep:
             self._memory = _Remembered(context.clone(), memory, self.versions())
         self.memory_ms += (time.perf_counter() - start) * 1000
         return memory
+
+    def remember_step(self, inputs: torch.Tensor, memory: tuple | None, added: list) -> None:
+        """After a kept step ran its positions after `memory`: hold the memory of all its inputs, so the next step
+        (whose context they are) runs no forward pass for it."""
+        if memory is not None and self.staged.grow is not None and len(inputs) == 1:
+            self._memory = _Remembered(inputs.clone(), self.staged.grow(memory, added), self.versions())
 
     def forget_context(self) -> None:
         """Drop the remembered context: the next step computes it again with the weights of that moment."""
@@ -123,20 +135,28 @@ class PlanForward:
         """The tensors held between steps: the remembered context's memory."""
         return memory_tensors(self._memory and self._memory.memory)
 
-    def after_memory(self, inputs: torch.Tensor, positions: int | None, memory: tuple | None) -> torch.Tensor:
-        """The stages on the loss's positions alone, each mixing stage after its entry of the memory."""
-        x = self.newest(inputs, positions)
+    def after_memory(self, inputs: torch.Tensor, positions: int | None, memory: tuple | None
+                     ) -> tuple[torch.Tensor, list]:
+        """The stages on the loss's positions alone, each mixing stage after its entry of the memory; also what each
+        stage's run after the memory adds to it (None for stages run plainly)."""
+        x, added = self.newest(inputs, positions), []
         for i, stage in enumerate(self.staged.stages):
             with torch.no_grad() if i < self.cut else nullcontext():
-                x = stage.run(x) if memory is None or not stage.mixes_positions else stage.run_after(x, memory[i])
-        return x
+                if memory is None or not stage.mixes_positions:
+                    x, own = stage.run(x), None
+                else:
+                    x, own = stage.run_after(x, memory[i])
+            added.append(own)
+        return x, added
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, sample_ids: list | None,
-              use_cache: bool = True, positions: int | None = None, memory: tuple | None = None
+              use_cache: bool = True, positions: int | None = None, memory: tuple | None = None, keep: bool = False
               ) -> tuple[torch.Tensor, int]:
         positions = self.loss_positions(targets, positions)
         if self.scheme.remember_context:
-            x, hits = self.after_memory(inputs, positions, memory), 0
+            (x, added), hits = self.after_memory(inputs, positions, memory), 0
+            if keep:
+                self.remember_step(inputs, memory, added)
         else:
             x, hits = self.prefix(inputs, positions, sample_ids, use_cache)
             x = self.run_stages(x, self.cut, len(self.staged.stages), positions)
@@ -151,7 +171,7 @@ class PlanForward:
         if self.scheme.remember_context:
             memory = self.memory_for(inputs, self.loss_positions(targets, positions), keep)
         with SavedTensorCounter([*self._persistent, *memory_tensors(memory)]) as saved:
-            loss, hits = self.loss(inputs, targets, sample_ids, use_cache, positions, memory)
+            loss, hits = self.loss(inputs, targets, sample_ids, use_cache, positions, memory, keep)
         return loss, hits, saved.bytes
 
     def planned_saved_bytes(self, batch: Batch) -> int:

@@ -22,14 +22,15 @@ class Stage:
     `modules` are the modules whose parameters the stage uses. A stage that `mixes_positions` (attention) needs
     every position of its input; one that does not (an MLP, a head) can run on the newest positions alone.
     `run_after(x, memory)`, where given, runs a mixing stage on new positions only, after earlier positions whose
-    `memory` (this stage's entry of `StagedModel.remember`) stands in for them.
+    `memory` (this stage's entry of `StagedModel.remember`) stands in for them; it returns the output and what the
+    new positions add to that entry (detached: a memory is never backpropagated into).
     """
 
     name: str
     run: Callable[[torch.Tensor], torch.Tensor]
     modules: tuple[nn.Module, ...]
     mixes_positions: bool = True
-    run_after: Callable[[torch.Tensor, Any], torch.Tensor] | None = None
+    run_after: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]] | None = None
 
     def parameters(self) -> set[int]:
         return {id(p) for m in self.modules for p in m.parameters()}
@@ -63,6 +64,9 @@ class StagedModel:
     `remember(inputs, memory)`, where given, runs the model without gradient over `inputs` that follow the positions
     `memory` holds (None: none) and returns the memory of them all: one entry per stage, what its `run_after` takes.
     With it, a plan can train on the newest positions alone while earlier ones are a fixed memory (Transformer-XL).
+    `grow(memory, added)` is the memory followed by the positions a step ran after it (`added`: per stage, what its
+    `run_after` returned, None for stages that ran plainly), so the next step's context needs no forward pass;
+    `trim(memory, n)` keeps its first `n` positions.
     """
 
     module: nn.Module
@@ -72,6 +76,8 @@ class StagedModel:
     split_batch: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]] = split_pairs
     positions_dim: int | None = None
     remember: Callable[[torch.Tensor, Any], tuple] | None = None
+    grow: Callable[[tuple, list], tuple] | None = None
+    trim: Callable[[tuple, int], tuple] | None = None
     layout: TensorLayout = TensorLayout()
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -202,13 +202,13 @@ class GPT(nn.Module):
 
     @torch.inference_mode()
     def decode(self, idx: torch.Tensor, past: list[LayerCache] | None = None,
-               prefix: list[LayerCache] | None = None, last_only: bool = False
+               prefix: list[LayerCache] | None = None, last: int | None = None
                ) -> tuple[torch.Tensor, list[LayerCache]]:
         """Incremental decoding: logits of the new tokens `idx` given the cache of earlier ones.
 
         `past` holds each row's own earlier tokens; `prefix`, if given, a batch-1 cache of tokens before
         those that every row shares. The returned cache covers `past` and the new tokens, not the prefix.
-        `last_only` computes the logits of the last position only (the vocabulary projection is the costly part).
+        `last` computes the logits of the newest `last` positions only (the vocabulary projection is the costly part).
         """
         offset = sum(c[0][0].shape[2] for c in (prefix, past) if c is not None)
         x = self.embed(idx, offset)
@@ -217,7 +217,7 @@ class GPT(nn.Module):
             x, cache = block(x, None if past is None else past[i], return_cache=True,
                              prefix=None if prefix is None else prefix[i])
             caches.append(cache)
-        return self.head(x[:, -1:] if last_only else x), caches
+        return self.head(x if last is None else x[:, -last:]), caches
 
     def decode_tree(self, idx: torch.Tensor, depth: torch.Tensor, visible: torch.Tensor, prefix: list[LayerCache],
                     past: list[LayerCache] | None = None) -> tuple[torch.Tensor, list[LayerCache]]:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from models.gpt_stages import staged_lm
+from engine.optimizer import OptimizerConfig
 from engine.plan import compile_plan
 from engine.scheme import PartRule, UpdateScheme
 from test_engine_fixtures import SHIPPED_SPARSE, tiny_gpt, token_batch
@@ -37,14 +38,14 @@ def test_the_shipped_sparse_scheme_remembers_its_context():
     assert SHIPPED_SPARSE.remember_context
 
 
-def test_a_growing_stream_extends_the_memory_by_its_new_positions_only():
+def test_a_growing_stream_grows_the_memory_from_each_steps_own_forward():
     stream = _stream()
     staged, calls = _counting(staged_lm(tiny_gpt()))
     with compile_plan(staged, EMBEDDING) as plan:
         plan.step(_row(stream[:13]), positions=4)   # context: 8 positions
-        plan.step(_row(stream[:17]), positions=4)   # the 4 before the new segment are added
+        plan.step(_row(stream[:17]), positions=4)   # the 4 before the new segment: the last step's own positions
         plan.step(_row(stream[:21]), positions=4)
-        assert calls == [8, 4, 4]
+        assert calls == [8]
         assert plan.memory().cache_bytes > 0  # the memory is reported with the caches
         plan.step(_row(stream[5:21]), positions=4)  # the window moved: computed again
         assert calls[-1] == 11
@@ -67,7 +68,7 @@ def test_the_memory_keeps_the_values_of_its_time_across_the_plans_own_steps():
         for end in (13, 17):
             plan.step(_row(stream[:end]), positions=4)
         remembered = plan.evaluate_rows(_row(stream[:21]), positions=4)[0]
-        assert calls == [8, 4, 4]
+        assert calls == [8]
         plan.forget_context()
         fresh = plan.evaluate_rows(_row(stream[:21]), positions=4)[0]
         assert calls[-1] == 16
@@ -87,6 +88,24 @@ def test_weights_changed_outside_the_plan_drop_the_memory(change):
             plan.restore(plan.snapshot())
         plan.step(_row(stream[:17]), positions=4)
         assert calls == [8, 12]
+
+
+def test_with_weights_that_do_not_move_the_grown_memory_scores_as_the_whole_model_does():
+    """The memory a step grows from its own forward is the one a fresh pass computes, when nothing was learned; a
+    check on a segment already stepped on cuts the memory back rather than computing it."""
+    model, stream = tiny_gpt(), _stream()
+    staged, calls = _counting(staged_lm(model))
+
+    def whole(end):
+        row = _row(stream[:end])
+        with torch.no_grad():
+            return F.cross_entropy(model(row[:, :-1])[0, -4:], row[0, -4:]).item()
+    with compile_plan(staged, EMBEDDING, OptimizerConfig(lr=0.0, weight_decay=0.0)) as plan:
+        for end in (9, 13, 17, 21, 25):
+            assert plan.step(_row(stream[:end]), positions=4).loss == pytest.approx(whole(end), abs=1e-5)
+        assert plan.evaluate_rows(_row(stream[:25]), positions=4)[0] == pytest.approx(whole(25), abs=1e-5)
+        assert plan.step(_row(stream[:29]), positions=4).loss == pytest.approx(whole(29), abs=1e-5)
+    assert calls == [4]
 
 
 def test_the_memory_is_not_counted_as_training_memory():

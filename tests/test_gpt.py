@@ -28,7 +28,7 @@ def test_kv_cache_matches_full_forward():
             outs.append(logits)
     assert torch.allclose(torch.cat(outs, dim=1), full, atol=1e-5)
     with torch.no_grad():
-        last, _ = model.decode(idx[:, 10:13], model.decode(idx[:, :10])[1], last_only=True)
+        last, _ = model.decode(idx[:, 10:13], model.decode(idx[:, :10])[1], last=1)
     assert last.shape[1] == 1 and torch.allclose(last[:, 0], full[:, 12], atol=1e-5)
 
 

@@ -16,7 +16,7 @@ def test_tree_nodes_match_rows_decoded_alone():
     torch.manual_seed(0)
     model = GPT(TINY).eval()
     with torch.inference_mode():
-        context, cache = model.decode(torch.tensor([[1, 5, 9, 14]]), last_only=True)
+        context, cache = model.decode(torch.tensor([[1, 5, 9, 14]]), last=1)
         first = torch.log_softmax(context[0, -1], dim=-1)
         tree = PieceTree(torch.tensor([2, 3, 4]))
         rows = [[10, 11, 12], [10, 11, 13], [10, 20], [30]]
@@ -39,7 +39,7 @@ def test_a_row_needs_only_the_nodes_before_its_last_piece_to_be_spelled():
     torch.manual_seed(0)
     model = GPT(TINY).eval()
     with torch.inference_mode():
-        _, cache = model.decode(torch.tensor([[1, 5]]), last_only=True)
+        _, cache = model.decode(torch.tensor([[1, 5]]), last=1)
         tree = PieceTree(torch.tensor([2]))
         tree.grow(model.decode_tree, cache, [[10, 11, 12]])
         assert tree.spells([10, 11, 12]) and not tree.holds([10, 11, 12]) and tree.holds([10, 11])

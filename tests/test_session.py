@@ -5,7 +5,8 @@ import random
 import pytest
 import torch
 
-from app.learning.settings import COST_PARTS, LearnerConfig
+from app.learning.costs import COST_PARTS
+from app.learning.settings import LearnerConfig
 from app.typing.loading import load_predictor
 from app.storage.personal_file import PersonalFileError
 from app.session import Session, SessionConfig
@@ -88,8 +89,8 @@ def test_learning_makes_later_text_and_a_new_name_likelier(tmp_path):
     assert sum(s.personal for s in later) < 0.9 * sum(s.base for s in later)
     row = [BOS_ID, *learner.tokenizer.encode("We met Kowalczyk at the lake.")]
     name = len(learner.tokenizer.encode("at the lake.")) + 1
-    personal, base = learner.judge.losses([row], name + 3), learner.judge.losses([row], name + 3, learner.base)
-    assert personal[0] < base[0] - 0.5  # the name (and what follows) learned, not only the sentences seen
+    personal, base = learner.judge.losses([row], name + 3)[0], learner.judge.base_loss(row, name + 3)
+    assert personal < base - 0.5  # the name (and what follows) learned, not only the sentences seen
     session.close()
 
 

@@ -15,7 +15,8 @@ import torch
 
 from app.learning.judge import SegmentScore, per_token
 from app.learning.learner import Learner
-from app.learning.settings import COST_PARTS, LearnerConfig
+from app.learning.costs import COST_PARTS
+from app.learning.settings import LearnerConfig
 from app.bench.texts import EvalText
 from app.bench.paired import paired_gain
 from app.typing.sentences import finished_sentences

@@ -13,8 +13,8 @@ from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
+from app.learning.base_scorer import BaseScorer
 from app.learning.settings import LearnerConfig
 from app.typing.words import WORD_CHAR
 from engine.plan import TrainPlan
@@ -59,17 +59,16 @@ class Judge:
         self._general_hidden: tuple[int, tuple | None] | None = None  # (first changed block, their states there)
         self.general_ms = 0.0  # time spent on the general-text check, ever (the learner's cost table reads it)
         self.base_general = self.general_loss()
+        self.base_scorer = BaseScorer(model, base)
         self.judged: deque[SegmentScore] = deque(maxlen=config.judged_segments)
 
     @torch.no_grad()
-    def losses(self, rows: list[list[int]], last: int, weights: dict[str, torch.Tensor] | None = None,
-               hidden: tuple[int, torch.Tensor] | None = None) -> list[float]:
-        """Per row: mean next-token loss over its newest `last` positions (with `weights`: those, not the model's;
-        with `hidden` from `hidden_at_change`: from the first block that differs from the base model on)."""
+    def losses(self, rows: list[list[int]], last: int, hidden: tuple[int, torch.Tensor] | None = None
+               ) -> list[float]:
+        """Per row: the model's mean next-token loss over its newest `last` positions (with `hidden` from
+        `hidden_at_change`: from the first block that differs from the base model on)."""
         batch = stack_rows(rows)
-        inputs, kwargs = batch[:, :-1], {"last": last, "hidden": hidden}
-        logits = (self.model(inputs, **kwargs) if weights is None
-                  else functional_call(self.model, weights, (inputs,), kwargs))
+        logits = self.model(batch[:, :-1], last=last, hidden=hidden)
         targets = batch[:, 1:][:, -last:]
         losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
         return losses.view(len(rows), -1).mean(1).tolist()
@@ -95,8 +94,8 @@ class Judge:
         self._general_hidden = None
 
     def base_loss(self, row: list[int], n: int) -> float:
-        rows = [row]
-        return self.losses(rows, n, self.base, self.hidden_at_change(rows))[0]
+        """The base model's mean loss on the newest `n` positions of `row` (its context remembered: `BaseScorer`)."""
+        return self.base_scorer.loss(row, n)
 
     def is_garbage(self, sentences: list[str]) -> bool:
         """Mostly words nobody uses: a paste of noise, not the user's language (a new name among known words is not)."""

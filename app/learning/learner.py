@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from app.learning.costs import PartClock
 from app.learning.judge import Judge, SegmentScore, stack_rows
 from app.learning.modes import mode as mode_settings
 from app.learning.plans import Plans
@@ -56,6 +56,7 @@ class Learner:
         self.reference = None if grad_stats is None else ModelReference(self.base, grad_stats.all_factors())
         self.judge = Judge(self.model, self.base, tokenizer, general_text, self.config, known)
         self.stats = LearnerStats()
+        self.clock = PartClock(self.stats.parts_ms)
         self.scores: list[SegmentScore] = []
         self._requested_mode: str | None = None
         self._lock = threading.RLock()
@@ -96,13 +97,13 @@ class Learner:
             if self.config.mode == "off" or first >= len(stream.sentences):
                 stream.skip_all()
                 return None
-            start, counted = time.perf_counter(), sum(self.stats.parts_ms.values())
+            self.clock.start_round()
             plan = self.plans.ensure()
-            snapshot = self._timed("snapshot", plan.snapshot)
+            snapshot = self.clock.timed("snapshot", plan.snapshot)
             ids = stream.window_before(first)
             scores, rows = [], []
             stop = first
-            while stop < len(stream.sentences) and (stop == first or self._ms(start) < self.config.budget_ms):
+            while stop < len(stream.sentences) and (stop == first or self.clock.round_ms() < self.config.budget_ms):
                 for row, n in stream.segments(ids, stream.sentences[stop]):
                     scores.append(self._learn_segment(plan, row, n))
                     rows.append((row, n))
@@ -110,10 +111,10 @@ class Learner:
                 stop += 1
             stream.window, stream.window_upto = ids, stop
             general_ms = self.judge.general_ms
-            reason, general = self._timed("checks", self.judge.verdict, stream.sentences[first:stop], plan,
+            reason, general = self.clock.timed("checks", self.judge.verdict, stream.sentences[first:stop], plan,
                                           (*rows[-1], scores[-1].personal),
                                           check_general=self._rounds % self.config.general_every == 0)
-            self._move_ms("checks", "general", self.judge.general_ms - general_ms)
+            self.clock.move("checks", "general", self.judge.general_ms - general_ms)
             if general is not None:
                 self.stats.last_general = general
             self._rounds += 1
@@ -131,32 +132,14 @@ class Learner:
                 self.stats.sentences_learned += stop - first
                 self.stats.tokens_learned += sum(s.tokens for s in scores)
                 self.judge.judged.extend(s for s in scores if s.base is not None)
-                self._timed("publish", lambda: self.publish(self.plans.touched()))
+                self.clock.timed("publish", lambda: self.publish(self.plans.touched()))
                 stream.settle(accept=True)
                 self._pull_back_if_worse()
             if self.config.keep_scores:  # every segment, scored before any update that saw it
                 self.scores.extend(scores)
-            ms = self._ms(start)
+            ms = self.clock.end_round()
             self.stats.learn_ms += ms
-            self.stats.add_ms("other", ms - (sum(self.stats.parts_ms.values()) - counted))
             return RoundResult(not reason, len(scores), ms, reason)
-
-    @staticmethod
-    def _ms(start: float) -> float:
-        return (time.perf_counter() - start) * 1000
-
-    def _timed(self, part: str, run: Callable, *args, **kwargs):
-        """`run(*args, **kwargs)`, its wall time added to the round's `part` (`LearnerStats.parts_ms`)."""
-        start = time.perf_counter()
-        try:
-            return run(*args, **kwargs)
-        finally:
-            self.stats.add_ms(part, self._ms(start))
-
-    def _move_ms(self, part: str, to: str, ms: float) -> None:
-        """`ms` of what was counted as `part` was spent on `to`."""
-        self.stats.add_ms(part, -ms)
-        self.stats.add_ms(to, ms)
 
     def scored(self) -> list[SegmentScore]:
         """Every segment kept (`keep_scores`), with the base model's score where the guard did not take one: the
@@ -168,31 +151,21 @@ class Learner:
     def _learn_segment(self, plan: TrainPlan, row: list[int], n: int) -> SegmentScore:
         """One step on the segment; its loss, computed before the update, is the prequential score."""
         judged = self.stats.steps % self.config.judge_every == 0
-        base = self._timed("base", self.judge.base_loss, row, n) if judged else None
+        base = self.clock.timed("base", self.judge.base_loss, row, n) if judged else None
         self.plans.typed[row] = True
         context = plan.forward.memory_ms
         report = plan.step(stack_rows([row]), positions=n)
-        self.stats.add_ms("step", report.step_ms)
-        self._move_ms("step", "context", plan.forward.memory_ms - context)
-        self.stats.steps += 1
-        self.stats.step_ms += report.step_ms
-        self.stats.last_step_ms = report.step_ms
-        self.stats.last_loss = report.loss
+        self.clock.add("step", report.step_ms)
+        self.clock.move("step", "context", plan.forward.memory_ms - context)
+        self.stats.count_step(report.step_ms, report.loss)
         return SegmentScore(n, report.loss, base, tuple(row) if self.config.keep_scores else ())
 
     def _pull_back_if_worse(self) -> None:
         """When the personal model predicted new text worse than the base model (`Judge.worse_than_base`), its
-        delta is halved."""
-        if not self.judge.worse_than_base():
-            return
-        self.plans.close()  # weights change outside the plan: the next round builds a new one
-        params = dict(self.model.named_parameters())
-        moved = {name: p for name, p in params.items() if not torch.equal(p, self.base[name])}
-        with torch.no_grad():
-            for name, p in moved.items():
-                p.copy_(self.base[name] + 0.5 * (p - self.base[name]))
-        self.stats.pullbacks += 1
-        self.publish({name: p.detach().clone() for name, p in moved.items()})
+        delta is halved (`Plans.pull_back`)."""
+        if self.judge.worse_than_base():
+            self.stats.pullbacks += 1
+            self.publish(self.plans.pull_back())
 
     # --- modes and state -------------------------------------------------------------------------------------
     @property

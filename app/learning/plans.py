@@ -67,6 +67,16 @@ class Plans:
         params = dict(self.model.named_parameters())
         return {name: params[name].detach().clone() for name in self.names()}
 
+    @torch.no_grad()
+    def pull_back(self) -> dict[str, torch.Tensor]:
+        """Halve the personal delta: every parameter that moved goes half the way back to the base. The weights
+        change outside the plan, so it closes (the next round builds a new one). Returns the new values."""
+        self.close()
+        moved = {name: p for name, p in self.model.named_parameters() if not torch.equal(p, self.base[name])}
+        for name, p in moved.items():
+            p.copy_(self.base[name] + 0.5 * (p - self.base[name]))
+        return {name: p.detach().clone() for name, p in moved.items()}
+
     def close(self) -> None:
         """Also forgets what was scored under the plan (a plan may hold frozen weights as int8)."""
         self.judge.forget_states()

@@ -43,13 +43,6 @@ class LearnerConfig:
         return mode_settings(mode).optimizer(self.lr.get(mode), self.decay.get(mode))
 
 
-# What a round's time goes to: the remembered context (computed or extended before a step), the step itself (forward
-# on the segment, backward, update), scoring by the base model (the guard's pull-back), the round's checks (finite
-# weights, garbage, divergence) and its general-text check, the snapshot taken for a roll-back, publishing the kept
-# weights to the predictor, and the rest (cutting sentences into segments, a roll-back or pull-back).
-COST_PARTS = ("context", "step", "base", "checks", "general", "snapshot", "publish", "other")
-
-
 @dataclass
 class LearnerStats:
     rounds_accepted: int = 0
@@ -65,10 +58,12 @@ class LearnerStats:
     last_general: float | None = None
     training_bytes: int | None = None  # measured by the running plan on its last step: activations + grads + optimizer
     training_mode: str | None = None   # ... of this mode
-    parts_ms: dict[str, float] = field(default_factory=dict)  # wall time of rounds by part (`COST_PARTS`)
+    parts_ms: dict[str, float] = field(default_factory=dict)  # wall time of rounds by part (`costs.COST_PARTS`)
 
-    def add_ms(self, part: str, ms: float) -> None:
-        self.parts_ms[part] = self.parts_ms.get(part, 0.0) + ms
+    def count_step(self, ms: float, loss: float) -> None:
+        self.steps += 1
+        self.step_ms += ms
+        self.last_step_ms, self.last_loss = ms, loss
 
     def counters(self) -> dict[str, int]:
         return {"rounds_accepted": self.rounds_accepted, "rounds_rolled_back": self.rounds_rolled_back,

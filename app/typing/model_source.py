@@ -193,4 +193,4 @@ class ModelSource:
     def _decode(self, idx: torch.Tensor, past: list[LayerCache] | None) -> tuple[torch.Tensor, list[LayerCache]]:
         """The model's incremental decode of the context, counted (`bench predict` reports calls per keystroke)."""
         self.model_calls += 1
-        return self.model.decode(idx, past, last_only=True)
+        return self.model.decode(idx, past, last=1)
