@@ -11,7 +11,7 @@ from dataclasses import dataclass
 class Windowing:
     segment: int = 8        # tokens per step at most
     context: int = 120      # tokens of earlier text in front of a segment at most (segment + context <= block size)
-    keep: int = 96          # when the next segment would not fit, the window drops all but this many newest tokens
+    keep: int = 64          # when the next segment would not fit, the window drops all but this many newest tokens
 
     def __post_init__(self) -> None:
         if not 0 < self.keep <= self.context:

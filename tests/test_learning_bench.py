@@ -9,6 +9,7 @@ from app.bench.learning import SegmentScore, learn_stream, tail_of
 from app.bench.texts import EvalText
 from app.typing.loading import load_predictor
 from app.bench.paired import paired_gain
+from app.bench.plot import frontier
 from models import BASE_DIR, GENERAL_REPLAY_PATH
 from models.checkpoint import weights_sha256
 from models.general_replay import load as load_general
@@ -54,10 +55,19 @@ def test_bench_learning_prints_and_writes_per_user_results(tmp_path, capsys):
                                for u in range(2)) + "\n")
     out = tmp_path / "learning.json"
     args = ["bench", "learning", "--users", str(users), "--skip", "0", "--limit", "2", "--chars", "2000",
-            "--lr", "1e-5", "--processes", "1", "--json", str(out)]
+            "--lr", "1e-5", "--processes", "1", "--json", str(out), "--frontier", str(tmp_path / "frontier.svg")]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "sparse: last quarter" in printed and "95% CI" in printed and "of 2 users" in printed
+    assert "ms per segment: context" in printed
+    assert (tmp_path / "frontier.svg").read_text().startswith("<svg") and ">sparse</text>" in (
+        tmp_path / "frontier.svg").read_text()
     results = json.loads(out.read_text())
     assert [r["user"] for r in results] == ["0", "1"] and all(r["gain_tail"] > 0.05 for r in results)
     assert main(["bench", "learning", "--users", str(users), "--modes", "off"]) == 2
+
+
+def test_the_frontier_keeps_the_points_nothing_beats_on_both_cost_and_gain():
+    points = {"full": (90.0, 0.065), "sparse": (50.0, 0.060), "slow": (60.0, 0.050), "output": (30.0, 0.040),
+              "nothing": (30.0, 0.0)}
+    assert frontier(points) == ["output", "sparse", "full"]

@@ -113,12 +113,25 @@ def summary(results: list[LearningResult]) -> list[str]:
     return lines
 
 
-def cost_line(results: list[LearningResult]) -> str:
-    """The learner's time per segment (one training step), by part, over `results`."""
+def segment_costs(results: list[LearningResult]) -> dict[str, float]:
+    """The learner's time per segment (one training step), by part (`COST_PARTS`), over `results`."""
     steps = sum(r.steps for r in results)
-    parts = {p: sum(r.parts_ms.get(p, 0.0) for r in results) / max(steps, 1) for p in COST_PARTS}
+    return {p: sum(r.parts_ms.get(p, 0.0) for r in results) / max(steps, 1) for p in COST_PARTS}
+
+
+def cost_line(results: list[LearningResult]) -> str:
+    parts = segment_costs(results)
     return (f"{sum(parts.values()):.2f} ms per segment: "
             + ", ".join(f"{part} {ms:.2f}" for part, ms in parts.items()))
+
+
+def frontier_points(results: list[LearningResult]) -> dict[str, tuple[float, float]]:
+    """Per mode: (ms per segment, mean last-quarter gain in nats/token): the frontier of gain against cost."""
+    points = {}
+    for mode in dict.fromkeys(r.mode for r in results):
+        mine = [r for r in results if r.mode == mode]
+        points[mode] = (sum(segment_costs(mine).values()), sum(r.gain_tail for r in mine) / len(mine))
+    return points
 
 
 def _learn_job(job: tuple[str, EvalText, str, dict]) -> LearningResult:

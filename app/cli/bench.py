@@ -168,6 +168,14 @@ def _bench_learning(args: argparse.Namespace) -> int:
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
+    if args.frontier:
+        from app.bench.learning import frontier_points
+        from app.bench.plot import scatter_svg
+
+        title = f"Gain against cost: {len(texts)} users x {args.chars:,} characters, one thread each"
+        Path(args.frontier).write_text(scatter_svg(frontier_points(results), title, "learner's ms per segment",
+                                                   "last-quarter gain, nats/token"))
+        print(f"written: {args.frontier}")
     return 0
 
 
@@ -223,6 +231,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decay", type=float, help="decay toward the base of the measured modes")
     p.add_argument("--segment", type=int, help="tokens per segment")
     p.add_argument("--context-keep", type=int, help="tokens of context a window jump keeps (tuning)")
+    p.add_argument("--frontier", help="write the modes' gain against their time per segment here (SVG)")
     p.add_argument("--processes", type=int, default=2, help="streams learned at once (one thread each)")
     p.add_argument("--json", help="write the results here")
     p.set_defaults(func=_bench_learning)

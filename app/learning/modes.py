@@ -46,6 +46,7 @@ REGISTRY: dict[str, Mode] = {m.name: m for m in (
     Mode("off", "no fine-tuning; the user's word statistics still learn"),
     Mode("sparse", "the shipped sparse scheme (models/schemes/sparse.json)", lr=1.5e-6, decay=0.0),
     Mode("full", "every weight", lr=2e-6, decay=0.0),
+    Mode("output", "the output side of the tied embedding: no backprop into the blocks", lr=1.5e-6, decay=0.0),
     Mode("bias-only", "biases and normalisation vectors", lr=3e-4, decay=0.0),
     Mode("last-block", "every tensor of the last block", lr=3e-5, decay=0.0),
     Mode("lora", "rank-8 LoRA adapters (AdamW)", rule="adamw", lr=1e-3),
