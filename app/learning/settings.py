@@ -33,8 +33,9 @@ class LearnerConfig:
     general_every: int = 16         # rounds between general checks (they run the blocks learning changed)
     general_scored: int = 16        # newest positions of each passage the general check scores
     typed_rows_only: bool = True    # a tied embedding learns only the rows of tokens the user typed: the output rows of
-                                    # the rest stay the base model's, so words never typed are not pushed down (dev
-                                    # users 21-28: words new to the user +0.09 KSR, the rest unchanged)
+                                    # the rest stay the base model's. It limits a scheme that learns through the output
+                                    # projection (`output`); `sparse` learns through the lookup, whose gradient touches
+                                    # only the rows looked up, typed tokens already
     lr: dict[str, float] = field(default_factory=dict)     # per mode, overriding the registry's (tuning)
     decay: dict[str, float] = field(default_factory=dict)  # per mode, overriding the registry's (tuning)
     keep_scores: bool = False       # keep every segment's (tokens, personal nats, row): the benchmarks read them, the
