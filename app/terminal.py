@@ -64,12 +64,24 @@ class TerminalKeyboard:
         self.prompt = PromptSession("> ", multiline=True, key_bindings=self._bindings(), bottom_toolbar=self._toolbar,
                                     completer=_StripCompleter(self), complete_while_typing=True,
                                     input=input, output=output)
-        self.prompt.default_buffer.on_text_changed += lambda buffer: session.text_changed(buffer.text)
+        self._text: str | None = None  # the text before the cursor that `strip` is for
+        buffer = self.prompt.default_buffer
+        buffer.on_text_changed += self._text_changed
+        buffer.on_cursor_position_changed += lambda buffer: self.strip_for(buffer.document.text_before_cursor)
+
+    def _text_changed(self, buffer: Buffer) -> None:
+        """Every edit (typing, deleting, pasting): the session hears the whole text, the strip follows the text
+        before the cursor."""
+        self.session.text_changed(buffer.text)
+        self.strip_for(buffer.document.text_before_cursor)
 
     def strip_for(self, text: str) -> Strip:
-        t0 = time.perf_counter()
-        self.strip = self.session.strip(text)
-        self.ms = (time.perf_counter() - t0) * 1000
+        """The strip for the text before the cursor (computed once per text: an edit, the cursor moving and the
+        completion menu all ask)."""
+        if text != self._text:
+            t0 = time.perf_counter()
+            self.strip, self._text = self.session.strip(text), text
+            self.ms = (time.perf_counter() - t0) * 1000
         return self.strip
 
     def _take(self, buffer: Buffer, rank: int) -> None:

@@ -53,3 +53,14 @@ def test_one_registry_of_update_modes():
     assert _assignments("MODES") == ["app/learning/modes.py"]
     # no other module names a mode's learning rate or builds a scheme by a mode's name
     assert not [p for p in _modules() if "builtin_scheme" in p.read_text() or "BUILTIN_SCHEMES" in p.read_text()]
+
+
+def test_no_module_of_the_typing_package_imports_itself_back():
+    """No import cycle inside `app.typing` (imports made only for type checking count too)."""
+    import grimp
+
+    graph = grimp.build_graph("app", cache_dir=None)
+    modules = sorted(m for m in graph.modules if m.startswith("app.typing."))
+    cycles = [(a, b) for a in modules for b in modules if a < b
+              and graph.chain_exists(a, b, as_packages=False) and graph.chain_exists(b, a, as_packages=False)]
+    assert not cycles, cycles

@@ -384,7 +384,7 @@ def test_a_failing_history_write_is_reported_and_later_writes_work(tmp_path):
 def test_adapted_mixture_weights_are_kept_with_the_personal_model_and_learn_nothing_while_incognito(tmp_path):
     from app.typing.combiner import MixConfig
     from app.typing.mixture import AdaptConfig
-    from app.typing.predictor import PredictorConfig
+    from app.typing.predictor_config import PredictorConfig
 
     def open_adaptive():
         predictor = load_predictor(config=PredictorConfig(mix=MixConfig(adapt=AdaptConfig(rate=0.5))))

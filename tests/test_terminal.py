@@ -1,5 +1,7 @@
 """The terminal keyboard driven through prompt_toolkit's pipe input: typing, arrow keys that move instead of typing,
 Tab and Alt+digit taking words from the strip, the toolbar's status, and Escape at the end of input."""
+import asyncio
+
 import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
@@ -51,3 +53,21 @@ def test_the_toolbar_shows_the_strip_and_what_is_not_working(session):
         assert "[1] " in keyboard._toolbar() and "⚠" not in keyboard._toolbar()
         session.problems["learning"] = "learning paused: boom"
         assert keyboard._toolbar().endswith("⚠ learning paused: boom")
+
+
+def test_after_moving_left_and_deleting_the_strip_is_for_the_text_before_the_cursor(session):
+    """Edits and cursor moves, made on the buffer directly (no completion menu runs): the strip follows at once."""
+    async def edit_and_move(keyboard):
+        buffer = keyboard.prompt.default_buffer
+        buffer.text = "I want to go home"
+        buffer.cursor_position = len("I want to go ")  # moved left, before "home"
+        assert keyboard.strip == session.strip("I want to go ")
+        buffer.delete_before_cursor(1)  # the space: "I want to gohome"
+        return buffer.text
+
+    with create_pipe_input() as pipe:
+        keyboard = TerminalKeyboard(session, input=pipe, output=DummyOutput())
+        assert asyncio.run(edit_and_move(keyboard)) == "I want to gohome"
+        expected = session.strip("I want to go")
+        assert expected.words and keyboard.strip == expected
+        assert f"[1] {expected.words[0]}" in keyboard._toolbar()

@@ -16,7 +16,7 @@ from app.bench.ksr import KsrResult, simulate
 from app.bench.texts import EvalText
 from app.typing.loading import load_predictor
 from app.typing.combiner import MixConfig
-from app.typing.predictor import PredictorConfig
+from app.typing.predictor_config import PredictorConfig
 from app.typing.words import KnownWords
 from engine.quant import round_frozen_linears_to_int8
 from models import PRIOR_PATH

@@ -16,7 +16,7 @@ from app.learning.settings import LearnerConfig
 from app.bench.texts import EvalText
 from app.typing.loading import load_predictor
 from app.typing.combiner import MixConfig
-from app.typing.predictor import PredictorConfig
+from app.typing.predictor_config import PredictorConfig
 from app.session import Session, SessionConfig
 from app.storage.store import Store
 from app.typing.user_vocab import CacheWeights

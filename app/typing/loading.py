@@ -9,7 +9,8 @@ from pathlib import Path
 import platformdirs
 import torch
 
-from app.typing.predictor import Predictor, PredictorConfig
+from app.typing.predictor import Predictor
+from app.typing.predictor_config import PredictorConfig
 from engine.memory import map_large_blocks
 from models import BASE_DIR, PRIOR_PATH, TOKENIZER_PATH
 from models.checkpoint import load_model

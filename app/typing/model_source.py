@@ -6,17 +6,15 @@ Keystroke → context (`read_context`) → the search asks `propose` and `score`
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import torch
 
 from app.typing.piece_tree import PieceTree
+from app.typing.predictor_config import PredictorConfig
 from app.typing.vocab_index import VocabIndex
 from models.gpt import GPT, LayerCache
 from models.tokenizer import BOS_ID, Tokenizer
 
-if TYPE_CHECKING:
-    from app.typing.predictor import PredictorConfig
 
 _SPACES = re.compile(r"\s+")
 SPELLINGS_KEPT = 50_000  # words whose tokens are remembered

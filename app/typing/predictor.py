@@ -8,13 +8,14 @@ own, and words typed lately); the strip also holds the typed word itself when it
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
 
-from app.typing.combiner import Combiner, MixConfig
+from app.typing.combiner import Combiner
 from app.typing.model_source import ModelSource
+from app.typing.predictor_config import PredictorConfig
 from app.typing.search import WordSearch
 from app.typing.sources import PriorSource, UserSource
 from app.typing.user_vocab import UserVocabulary
@@ -23,16 +24,6 @@ from app.typing.words import KnownWords, TypingState, split_typing
 from models.gpt import GPT
 from models.tokenizer import Tokenizer
 from models.word_prior import WordPrior
-
-
-@dataclass
-class PredictorConfig:
-    suggestions: int = 3
-    candidates: int = 16        # vocabulary words the model scores per keystroke, picked by its first-piece estimate
-    estimate_margin: float = 3.0  # nats a vocabulary word's probability may exceed that estimate (not scored beyond)
-    window_margin: int = 8      # positions of the model window left free for the word being spelled
-    reuse_cache: bool = True
-    mix: MixConfig = field(default_factory=MixConfig)  # how the model, the prior and the user's statistics mix
 
 
 @dataclass(frozen=True)

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import torch
 
 from app.typing.combiner import Combiner
 from app.typing.model_source import Ends, ModelSource
+from app.typing.predictor_config import PredictorConfig
 from app.typing.sources import PriorSource, Query, UserSource
 from app.typing.user_vocab import CONTEXT_WORDS
 from app.typing.words import APOSTROPHE, CONTRACTIONS, TypingState, match_case, tokens
 
-if TYPE_CHECKING:
-    from app.typing.predictor import PredictorConfig
 
 MAX_SPELLED = 40  # a typed chunk longer than this is no word: nothing is suggested
 USER_CANDIDATES = 6  # the user's most frequent words with the prefix that the model scores too, per keystroke
