@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models import prior_cache
 from models.safe_io import atomic_write_bytes
 
 FORMAT = 2  # 1 was a deflated npz of the in-memory arrays, four times larger
@@ -86,7 +87,7 @@ class PriorTables:
         folder = Path(cache_dir) / f"prior-{hashlib.sha256(content).hexdigest()[:24]}"
         if folder.is_dir():
             try:
-                return cls._map_arrays(folder)
+                return cls._mapped_in_use(folder)
             except (OSError, ValueError):  # a damaged cache folder: decoded again
                 shutil.rmtree(folder, ignore_errors=True)
         tables = cls._decode(content, path)
@@ -94,7 +95,15 @@ class PriorTables:
             tables._write_arrays(folder)
         except OSError:  # no cache to write (a read-only home, a full disk): held in memory instead
             return tables
-        return cls._map_arrays(folder)
+        return cls._mapped_in_use(folder)
+
+    @classmethod
+    def _mapped_in_use(cls, folder: Path) -> "PriorTables":
+        """The arrays of `folder` mapped, the folder marked in use, and older versions' idle copies removed."""
+        tables = cls._map_arrays(folder)
+        prior_cache.hold(folder)
+        prior_cache.prune(folder.parent, keep=folder)
+        return tables
 
     @classmethod
     def _decode(cls, content: bytes, path: str | Path) -> "PriorTables":

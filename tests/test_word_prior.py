@@ -1,6 +1,9 @@
 """The count-based prior: Kneser-Ney statistics, normalised probabilities, the 4-gram context, prefix candidates,
 the compact file and its memory-mapped cache."""
+import fcntl
 import lzma
+import os
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ import pytest
 from models.build.ngram_counts import count_in_vocabulary
 from app.typing.words import lower_words
 from models.build.prior import PriorConfig, kneser_ney_counts, tables_from_documents
+from models import prior_cache
 from models.prior_tables import PriorFileError, PriorTables
 from models.word_prior import WordPrior
 
@@ -209,3 +213,34 @@ def _raw_counts(tables, grams):
         out.append(np.array([found[tuple((int(level.keys[i]) // V ** k) % V for k in reversed(range(n))) + (int(w),)]
                              for i, w in zip(index, level.next)], np.float64))
     return out
+
+
+def _cache_left_by_keyboards_that_ended(tmp_path, days_ago):
+    """A cache folder per version (one per entry of `days_ago`) as keyboards that have since ended left them, each
+    last loaded that many days ago."""
+    folders = []
+    for n, days in enumerate(days_ago, start=1):
+        tables = _tables()
+        tables.levels[0].count[0] += n
+        tables.save(tmp_path / f"v{n}.npz.xz")
+        before = set((tmp_path / "cache").glob("prior-*"))
+        PriorTables.load(tmp_path / f"v{n}.npz.xz", tmp_path / "cache")
+        folders += set((tmp_path / "cache").glob("prior-*")) - before
+    for folder, days in zip(folders, days_ago):
+        os.close(prior_cache._held.pop(folder))  # its lock ends with its process
+        stamp = time.time() - days * 86400
+        os.utime(folder / prior_cache.IN_USE, (stamp, stamp))
+    return folders
+
+
+def test_old_versions_idle_for_a_day_are_removed_and_one_another_keyboard_maps_is_kept(tmp_path):
+    old, mapped, recent = _cache_left_by_keyboards_that_ended(tmp_path, days_ago=(2, 2, 0.5))
+    other_keyboard = os.open(mapped / prior_cache.IN_USE, os.O_RDONLY)
+    fcntl.flock(other_keyboard, fcntl.LOCK_SH)  # another running keyboard maps this one
+    try:
+        _tables().save(tmp_path / "new.npz.xz")
+        PriorTables.load(tmp_path / "new.npz.xz", tmp_path / "cache")
+        left = set((tmp_path / "cache").glob("prior-*"))
+        assert old not in left and {mapped, recent} <= left and len(left) == 3  # the new one, mapped, recent
+    finally:
+        os.close(other_keyboard)
