@@ -1,6 +1,8 @@
 """Smoke tests of the `pocketkb` command line on small texts the tests write themselves."""
 import io
 import json
+import re
+from pathlib import Path
 
 from app.cli import main
 from app.terminal import accept, run_piped
@@ -177,3 +179,11 @@ def test_each_bench_target_has_its_own_options(capsys):
     with pytest.raises(SystemExit):  # --kills belongs to crash, not to predict
         main(["bench", "predict", "--kills", "3"])
     assert "unrecognized arguments: --kills" in capsys.readouterr().err
+
+
+def test_a_baseline_checkout_is_named_by_its_commit_not_by_a_path_of_this_machine(tmp_path):
+    from app.cli.bench import _build_name
+
+    root = Path(__file__).resolve().parents[1]
+    assert re.fullmatch(r"commit [0-9a-f]{7,}", _build_name(str(root)))
+    assert _build_name(str(tmp_path / "old5")) == "old5"

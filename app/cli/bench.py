@@ -33,7 +33,7 @@ def _bench_predict(args: argparse.Namespace) -> int:
     runs["this build"] = measure(args.model, str(path), args.keystrokes, mode)
     for name, results in runs.items():
         if args.baseline:
-            print(f"{name}{f' ({args.baseline})' if name == 'baseline' else ''}:")
+            print(f"{name}{f' ({_build_name(args.baseline)})' if name == 'baseline' else ''}:")
         for label, stats in results.items():
             print(stats.line(label))
         if mode:
@@ -47,6 +47,14 @@ def _bench_predict(args: argparse.Namespace) -> int:
         data = {name: {k: vars(v) for k, v in results.items()} for name, results in runs.items()}
         Path(args.json).write_text(json.dumps(data if args.baseline else data["this build"], indent=2))
     return 0
+
+
+def _build_name(checkout: str) -> str:
+    """A checkout as its commit ("commit 1a2b3c4"), not as a path of this machine; the folder's name if no git."""
+    import subprocess
+
+    done = subprocess.run(["git", "-C", checkout, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"commit {done.stdout.strip()}" if done.returncode == 0 else Path(checkout).name
 
 
 def _bench_engine(args: argparse.Namespace) -> int:

@@ -4,11 +4,18 @@ text, the searched sparse scheme).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from app.cli.common import CORPUS_DIR, fail
 from models import BASE_DIR, GENERAL_REPLAY_PATH, PRIOR_PATH, TOKENIZER_PATH
+
+
+def _relative(path: str | Path) -> str:
+    """`path` relative to the working directory when it lies inside it: checkpoints record no path of this machine."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -32,7 +39,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     given = any(":" in spec for spec in args.corpus)  # none given: a resumed run keeps its checkpoint's mixture
     shape = {"n_layer": args.layers, "n_embd": args.width, "n_head": args.heads}
     cfg = PretrainConfig(corpora=corpora, weights=weights if given else None, out_dir=args.out,
-                         tokenizer=str(args.tokenizer),
+                         tokenizer=_relative(args.tokenizer),
                          minutes=args.minutes, total_tokens=args.total_tokens, seed=args.seed,
                          cooldown_tokens=args.cooldown_tokens, final_lr=args.final_lr, lr=args.lr,
                          grow_from=args.grow_from,
