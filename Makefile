@@ -38,7 +38,7 @@ run: setup
 	$(BIN)/pocketkb
 
 test: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 # The real window under Xvfb, replaying the bundled demo text with a fresh personal model, saved as a picture.
 screenshot: setup
